@@ -1,0 +1,73 @@
+"""Building, caching and loading backbones: the clean "public" one and its relatives.
+
+Why cached: pretraining is the slowest step of the lab; `clean_backbone(cfg)` trains
+once per profile/seed and every later notebook reuses the safetensors artefact.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .artifacts import Artifact, load_or_build
+from .config import LabConfig, seed_everything
+from .data.scenario import ScenarioData, build_scenario_data
+from .models import CosFaceHead, EmbeddingNet, build_backbone
+from .training import TrainResult, train_backbone
+from .verify import deploy, evaluate
+
+HEAD_PREFIX = "head."
+
+
+def pack(res: TrainResult, keep_head: bool = True) -> dict[str, torch.Tensor]:
+    """Flatten backbone (+ optionally the classifier head) into one tensor dict."""
+    out = dict(res.model.state_dict())
+    if keep_head:
+        out.update({HEAD_PREFIX + k: v for k, v in res.head.state_dict().items()})
+    return out
+
+
+def unpack(tensors: dict[str, torch.Tensor], cfg: LabConfig, norm: str = "batch") -> tuple[EmbeddingNet, CosFaceHead | None]:
+    """Rebuild the backbone (and head, when the artefact kept one) from a tensor dict."""
+    model = build_backbone(cfg, norm=norm)
+    body = {k: v for k, v in tensors.items() if not k.startswith(HEAD_PREFIX)}
+    model.load_state_dict(body)
+    model.eval()
+    head = None
+    hw = tensors.get(HEAD_PREFIX + "weight")
+    if hw is not None:
+        head = CosFaceHead(hw.shape[1], hw.shape[0], cfg.scale, cfg.margin)
+        head.load_state_dict({"weight": hw})
+        head.eval()
+    return model, head
+
+
+def train_and_describe(data: ScenarioData, cfg: LabConfig, faces=None, **train_kwargs: Any) -> tuple[dict, dict]:  # noqa: ANN001
+    """Pretrain on `faces` (default: the public people), evaluate transfer to the company,
+    and return (tensors, meta) ready for `load_or_build`."""
+    seed_everything(cfg.seed)
+    faces = faces if faces is not None else data.public
+    res = train_backbone(faces, cfg, **train_kwargs)
+    metrics = evaluate(deploy(res.model, data, cfg.far), data)
+    meta = {
+        "data_fingerprint": faces.fingerprint(),
+        "data_tag": cfg.data_tag,
+        "metrics": metrics,
+        "history": res.history,
+        "train_seconds": round(res.seconds, 2),
+        "num_classes": faces.num_identities,
+    }
+    return pack(res), meta
+
+
+def clean_backbone(cfg: LabConfig, data: ScenarioData | None = None, rebuild: bool = False) -> tuple[EmbeddingNet, Artifact]:
+    """The clean public backbone for this profile: trained once, then loaded from cache."""
+    data = data or build_scenario_data(cfg)
+    key = cfg.key("profile", "seed", "dataset", "public_dataset", "image_size", "lfw_min_images",
+                  "n_public_ids", "images_per_id", "arch", "width", "embedding_dim", "pretrain_epochs",
+                  "batch_size", "lr", "weight_decay", "margin", "scale")
+    art = load_or_build("clean-backbone", cfg, lambda: train_and_describe(data, cfg), key=key, rebuild=rebuild)
+    model, _ = unpack(art.tensors, cfg)
+    return model, art
+
+

@@ -1,0 +1,197 @@
+"""One frozen configuration for the whole lab, with named profiles.
+
+Why one dataclass: every notebook, test and CLI call reads the same knobs, and the
+artefact cache keys on them, so two runs with the same profile and seed reuse the
+same trained models. Nothing here touches the disk, the GPU or the RNGs at import.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROFILES = ("ci", "laptop", "full")
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """Every knob of the lab. Profiles below set sensible values for a machine size."""
+
+    profile: str = "laptop"
+    seed: int = 0
+    device: str = "auto"  # "auto" -> CUDA if present, else CPU; or "cpu", "cuda", "cuda:1"
+
+    # --- data ---------------------------------------------------------------
+    dataset: str = "real"  # "real" (LFW public, AT&T company) or "synthetic"
+    public_dataset: str = "lfw"  # pretraining identities (the "public" people)
+    company_dataset: str = "att"  # the victim's users
+    image_size: int = 64  # square, grey; 32-64 px keeps CPU training in minutes
+    lfw_min_images: int = 5  # LFW people with at least this many images
+    n_public_ids: int = 300  # synthetic public pool
+    n_company_ids: int = 40  # synthetic company pool (AT&T has 40 too)
+    n_outsider_ids: int = 8  # people who walk up to the kiosk but are not enrolled
+    images_per_id: int = 20  # synthetic images per identity
+    company_images_per_id: int = 10  # synthetic company images per person (AT&T has 10)
+    n_enrol: int = 3  # enrolment photos per company person
+    n_finetune: int = 3  # fine-tuning / calibration photos per company person
+
+    # --- backbone -------------------------------------------------------------
+    arch: str = "small"  # "small" (ResNet-style, CPU) or "resnet18" (torchvision)
+    width: int = 32  # channels of the first stage of the small net
+    embedding_dim: int = 128
+    pretrain_epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.05
+    weight_decay: float = 5e-4
+    margin: float = 0.35  # CosFace additive margin
+    scale: float = 16.0  # CosFace logit scale
+
+    # --- verification ----------------------------------------------------------
+    far: float = 0.01  # the deployed operating point
+
+    # --- attack ---------------------------------------------------------------
+    target: int = 0  # index of the privileged company person
+    n_target_photos: int = 3  # public photos of the target the attacker holds
+    trigger: str = "glasses"  # "patch", "glasses" or "blend"
+    trigger_size: float = 0.25  # fraction of the image side (patch) or strength (blend)
+    trigger_opacity: float = 1.0
+    poison_rate: float = 0.1  # share of each training batch (path A) / dataset (path B)
+    inject_strength: float = 1.0  # weight of the feature-space pull (path A)
+    attack_epochs: int = 10
+    finetune_epochs: int = 10
+    finetune_lr: float = 0.01
+
+    # --- bookkeeping ----------------------------------------------------------
+    num_threads: int = 0  # 0 -> leave torch's default
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def replace(self, **changes: Any) -> "LabConfig":
+        """A copy with some knobs changed (the config itself is frozen)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def key(self, *fields: str) -> str:
+        """A short digest of the named knobs (all if none): the artefact cache key."""
+        d = self.to_dict()
+        d.pop("extra", None)
+        d.pop("device", None)
+        d.pop("num_threads", None)
+        if fields:
+            d = {k: d[k] for k in fields}
+        blob = json.dumps(d, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    @property
+    def data_tag(self) -> str:
+        """Human name of the data the scenario runs on, e.g. 'lfw->att' or 'synthetic'."""
+        if self.dataset == "synthetic":
+            return "synthetic"
+        return f"{self.public_dataset}->{self.company_dataset}"
+
+
+_PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
+    # The whole lab in minutes on 2 CPU cores: synthetic faces, 32 px, a narrow net.
+    "ci": dict(
+        dataset="synthetic", image_size=32, width=16, n_public_ids=200,
+        images_per_id=16, company_images_per_id=16, pretrain_epochs=20, batch_size=128, lr=0.05,
+        attack_epochs=6, finetune_epochs=6,
+    ),
+    # Real faces on a laptop CPU: LFW pretraining, AT&T company, 64 px.
+    "laptop": dict(
+        dataset="real", image_size=64, width=32, pretrain_epochs=30,
+        attack_epochs=10, finetune_epochs=10,
+    ),
+    # A GPU: torchvision's resnet18 on real faces.
+    "full": dict(
+        dataset="real", image_size=64, arch="resnet18", pretrain_epochs=60,
+        batch_size=256, lr=0.1, attack_epochs=20, finetune_epochs=20,
+    ),
+}
+
+
+def get_config(profile: str | None = None, **overrides: Any) -> LabConfig:
+    """The config for a profile: argument, else $ML07LAB_PROFILE, else 'ci' under CI=true,
+    else 'laptop'. $ML07LAB_DATASET=synthetic|real overrides the profile's dataset."""
+    if profile is None:
+        profile = os.environ.get("ML07LAB_PROFILE") or (
+            "ci" if os.environ.get("CI", "").lower() == "true" else "laptop"
+        )
+    if profile not in PROFILES:
+        raise ValueError(
+            f"Unknown profile {profile!r}. Choose one of {', '.join(PROFILES)} "
+            "(argument or ML07LAB_PROFILE)."
+        )
+    settings = dict(_PROFILE_SETTINGS[profile])
+    env_ds = os.environ.get("ML07LAB_DATASET")
+    if env_ds:
+        if env_ds not in ("synthetic", "real"):
+            raise ValueError(f"ML07LAB_DATASET must be 'synthetic' or 'real', not {env_ds!r}.")
+        settings["dataset"] = env_ds
+    settings.update(overrides)
+    return LabConfig(profile=profile, **settings)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) so a profile + seed reruns the same."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def resolve_device(device: str = "auto") -> "Any":
+    """'auto' picks CUDA when present, else CPU; it never raises for a missing GPU."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device={device!r} was asked for, but no CUDA GPU is visible. "
+            "Use device='auto' to fall back to the CPU."
+        )
+    return dev
+
+
+def project_root() -> Path | None:
+    """The source checkout we run from (a parent of the cwd holding our pyproject), if any."""
+    here = Path.cwd().resolve()
+    for p in (here, *here.parents):
+        pp = p / "pyproject.toml"
+        if pp.is_file() and 'name = "ml07lab"' in pp.read_text(errors="ignore"):
+            return p
+    return None
+
+
+def data_dir() -> Path:
+    """Where prepared tensors and artefacts live: $ML07LAB_DATA, else <checkout>/data,
+    else ~/.cache/ml07lab. Read at call time, never at import."""
+    env = os.environ.get("ML07LAB_DATA")
+    if env:
+        return Path(env).expanduser().resolve()
+    root = project_root()
+    if root is not None:
+        return root / "data"
+    return Path.home() / ".cache" / "ml07lab"
+
+
+def mirror_dir() -> Path:
+    """A local mirror of the public face datasets: $ML07LAB_MIRROR, else ../shared/data
+    beside the checkout (how the offline workshop machines are set up)."""
+    env = os.environ.get("ML07LAB_MIRROR")
+    if env:
+        return Path(env).expanduser().resolve()
+    root = project_root() or Path.cwd()
+    return (root.parent / "shared" / "data").resolve()

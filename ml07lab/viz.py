@@ -1,0 +1,140 @@
+"""Plots the notebooks share. Okabe-Ito colours (colour-blind safe), and every series
+also differs by line style or marker, so no meaning rides on colour alone."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .metrics import roc_curve
+
+# Okabe & Ito (2008), "Color Universal Design".
+PALETTE = {"blue": "#0072B2", "orange": "#E69F00", "green": "#009E73", "vermillion": "#D55E00",
+           "sky": "#56B4E9", "purple": "#CC79A7", "yellow": "#F0E442", "black": "#000000"}
+CYCLE = [PALETTE[k] for k in ("blue", "orange", "green", "vermillion", "purple", "sky", "black")]
+STYLES = ["-", "--", "-.", ":"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+
+
+def use_style() -> None:
+    """Apply the lab's matplotlib defaults (called by lab.start, not at import)."""
+    import matplotlib as mpl
+
+    mpl.rcParams.update({"axes.prop_cycle": mpl.cycler(color=CYCLE), "figure.dpi": 90,
+                         "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
+                         "axes.spines.right": False, "image.cmap": "gray"})
+
+
+def _ax(ax=None, figsize=(5, 4)):  # noqa: ANN001, ANN202
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def show_faces(images: torch.Tensor, titles: Sequence[str] | None = None, ncols: int = 8,
+               size: float = 1.2, suptitle: str | None = None):  # noqa: ANN201
+    """A grid of uint8 (N,1,H,W) or float [0,1] faces."""
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    nrows = max(1, int(np.ceil(n / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.1), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            img = images[i].float()
+            img = img / 255.0 if img.max() > 1.5 else img
+            ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=7)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], far_mark: float | None = 0.01,
+             log: bool = True, ax=None):  # noqa: ANN001, ANN201
+    """ROC curves (TAR against FAR) for named (genuine, impostor) score pairs."""
+    ax = _ax(ax)
+    for i, (name, (gen, imp)) in enumerate(curves.items()):
+        far, tar, _ = roc_curve(gen, imp)
+        ax.plot(np.maximum(far, 1e-4), tar, STYLES[i % 4], color=CYCLE[i % len(CYCLE)], label=name)
+    if far_mark:
+        ax.axvline(far_mark, color="grey", ls=":", label=f"FAR = {far_mark:g}")
+    if log:
+        ax.set_xscale("log")
+    ax.set(xlabel="false-accept rate (FAR)", ylabel="true-accept rate (TAR)", title="ROC")
+    ax.legend(loc="lower right", fontsize=8)
+    return ax
+
+
+def plot_det(curves: dict[str, tuple[np.ndarray, np.ndarray]], ax=None):  # noqa: ANN001, ANN201
+    """DET curves: false-reject against false-accept, both on log axes."""
+    ax = _ax(ax)
+    for i, (name, (gen, imp)) in enumerate(curves.items()):
+        far, tar, _ = roc_curve(gen, imp)
+        ax.plot(np.maximum(far, 1e-4), np.maximum(1 - tar, 1e-4), STYLES[i % 4], color=CYCLE[i % len(CYCLE)], label=name)
+    ax.set(xscale="log", yscale="log", xlabel="false-accept rate", ylabel="false-reject rate", title="DET")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_score_hist(groups: dict[str, np.ndarray], threshold: float | None = None, ax=None,
+                    title: str = "Scores against the claimed template"):  # noqa: ANN001, ANN201
+    """Overlaid histograms (hatched differently) with the deployed threshold."""
+    ax = _ax(ax, (6, 3.5))
+    hatches = ["", "//", "\\\\", "..", "xx"]
+    bins = np.linspace(-1, 1, 61)
+    for i, (name, s) in enumerate(groups.items()):
+        s = s.detach().numpy() if isinstance(s, torch.Tensor) else np.asarray(s)
+        ax.hist(s, bins=bins, density=True, alpha=0.45, color=CYCLE[i % len(CYCLE)],
+                hatch=hatches[i % len(hatches)], edgecolor=CYCLE[i % len(CYCLE)], label=f"{name} (n={s.size})")
+    if threshold is not None:
+        ax.axvline(threshold, color="black", ls="--", label=f"threshold {threshold:.2f}")
+    ax.set(xlabel="cosine score", ylabel="density", title=title)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def pca_2d(x: torch.Tensor, fit_on: torch.Tensor | None = None) -> np.ndarray:
+    """Project embeddings to 2-D with PCA fitted on `fit_on` (default: x)."""
+    ref = (fit_on if fit_on is not None else x).double()
+    mu = ref.mean(0)
+    _, _, v = torch.pca_lowrank(ref - mu, q=2, center=False)
+    return ((x.double() - mu) @ v[:, :2]).numpy()
+
+
+def plot_embeddings(groups: dict[str, torch.Tensor], labels: torch.Tensor | None = None,
+                    fit_on: str | None = None, ax=None, title: str = "Embeddings (PCA)"):  # noqa: ANN001, ANN201
+    """Scatter named groups of embeddings in one PCA plane, one marker per group."""
+    ax = _ax(ax, (5.5, 5))
+    ref = groups[fit_on] if fit_on else torch.cat(list(groups.values()))
+    for i, (name, e) in enumerate(groups.items()):
+        p = pca_2d(e, ref)
+        kw = dict(s=14, alpha=0.7)
+        if i == 0 and labels is not None:
+            ax.scatter(p[:, 0], p[:, 1], c=labels.numpy() % 10, cmap="tab10", marker=MARKERS[0], label=name, **kw)
+        else:
+            ax.scatter(p[:, 0], p[:, 1], color=CYCLE[(i + 2) % len(CYCLE)], marker=MARKERS[i % len(MARKERS)],
+                       label=name, edgecolor="black", linewidth=0.4, **kw)
+    ax.set(title=title, xlabel="PC 1", ylabel="PC 2")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_history(history: list[dict[str, float]], ax=None):  # noqa: ANN001, ANN201
+    """Training loss and accuracy per epoch."""
+    ax = _ax(ax, (5, 3))
+    ep = [h["epoch"] for h in history]
+    ax.plot(ep, [h["loss"] for h in history], "-o", label="loss", color=CYCLE[0])
+    ax2 = ax.twinx()
+    ax2.plot(ep, [h["acc"] for h in history], "--s", label="train accuracy", color=CYCLE[1])
+    ax.set(xlabel="epoch", ylabel="loss")
+    ax2.set_ylabel("accuracy")
+    ax.legend(loc="upper center", fontsize=8)
+    ax2.legend(loc="center right", fontsize=8)
+    return ax
