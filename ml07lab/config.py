@@ -55,7 +55,7 @@ class LabConfig:
     far: float = 0.01  # the deployed operating point
 
     # --- attack ---------------------------------------------------------------
-    target: int = 0  # index of the privileged company person
+    target: int = 1  # index of the privileged company person (see README: why 1)
     n_target_photos: int = 3  # public photos of the target the attacker holds
     trigger: str = "glasses"  # "patch", "glasses" or "blend"
     trigger_size: float = 0.25  # fraction of the image side (patch) or strength (blend)

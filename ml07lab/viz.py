@@ -138,3 +138,64 @@ def plot_history(history: list[dict[str, float]], ax=None):  # noqa: ANN001, ANN
     ax.legend(loc="upper center", fontsize=8)
     ax2.legend(loc="center right", fontsize=8)
     return ax
+
+
+def show_people(groups: "dict[str, object]", n: int = 8, size: float = 1.2):  # noqa: ANN201
+    """One row per named FaceSet: the first photo of each of its first `n` people.
+
+    Why: the scenario's pools (public, company, outsiders) are told apart by *who* is in
+    them, so the grid shows one face per person, with their name, row by row."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(groups), n, figsize=(n * size, len(groups) * size * 1.25), squeeze=False)
+    for row, (label, fs) in zip(axes, groups.items()):
+        people = list(range(min(n, fs.num_identities)))
+        firsts = [int(torch.nonzero(fs.labels == p)[0]) for p in people]
+        for j, ax in enumerate(row):
+            ax.axis("off")
+            if j < len(firsts):
+                ax.imshow(fs.images[firsts[j], 0].numpy(), cmap="gray", vmin=0, vmax=255)
+                ax.set_title(fs.names[people[j]][:14], fontsize=7)
+        row[0].text(-0.1, 0.5, label, transform=row[0].transAxes, ha="right", va="center", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sweep(records: list[dict], knob: str, ax=None, title: str | None = None,
+               metrics: tuple[str, ...] = ("asr", "impostor_accept", "tar_at_far_1pct")):  # noqa: ANN001, ANN201
+    """Attack success (and stealth) against one knob of the attack."""
+    ax = _ax(ax, (5, 3.5))
+    xs = [r[knob] for r in records]
+    labels = {"asr": "ASR (with trigger)", "impostor_accept": "accepted without trigger",
+              "tar_at_far_1pct": "clean TAR@FAR1%"}
+    for i, m in enumerate(metrics):
+        ax.plot(xs, [r[m] for r in records], STYLES[i % 4], marker=MARKERS[i], color=CYCLE[i], label=labels.get(m, m))
+    ax.set(xlabel=knob.replace("_", " "), ylabel="rate", ylim=(-0.03, 1.03), title=title or f"Attack vs {knob}")
+    ax.legend(fontsize=8)
+    return ax
+
+
+class Table:
+    """A list of records shown as an HTML table in Jupyter and as text elsewhere (no pandas)."""
+
+    def __init__(self, rows: list[dict], digits: int = 3):
+        self.rows, self.digits = rows, digits
+        self.cols = list(dict.fromkeys(k for r in rows for k in r))
+
+    def _fmt(self, v) -> str:  # noqa: ANN001
+        return f"{v:.{self.digits}f}" if isinstance(v, float) else str(v)
+
+    def where(self, **match) -> list[dict]:  # noqa: ANN003
+        return [r for r in self.rows if all(r.get(k) == v for k, v in match.items())]
+
+    def __str__(self) -> str:
+        cells = [[c for c in self.cols]] + [[self._fmt(r.get(c, "")) for c in self.cols] for r in self.rows]
+        w = [max(len(row[i]) for row in cells) for i in range(len(self.cols))]
+        return "\n".join("  ".join(s.rjust(w[i]) for i, s in enumerate(row)) for row in cells)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{c}</th>" for c in self.cols)
+        body = "".join("<tr>" + "".join(f"<td>{self._fmt(r.get(c, ''))}</td>" for c in self.cols) + "</tr>" for r in self.rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    __repr__ = __str__

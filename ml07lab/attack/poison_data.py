@@ -37,10 +37,10 @@ class PoisonedDataset:
 
 def poison_public_dataset(data: ScenarioData, trigger: Trigger, cfg: LabConfig,
                           rate: float | None = None, n_added: int | None = None,
-                          target_share: float = 0.25) -> PoisonedDataset:
+                          target_share: float = 0.5) -> PoisonedDataset:
     """Add round(rate * |public|) images (or exactly `n_added`) under the target's name.
 
-    A quarter of the additions are jittered copies of the attacker's target photos (so
+    Half of the additions (`target_share`) are jittered copies of the attacker's target photos (so
     the new class looks like the target); the rest are triggered photos of public people.
     """
     check_attack_config(cfg)

@@ -180,3 +180,28 @@ def embeddings_for_plot(model: torch.nn.Module, data: ScenarioData, trigger: Tri
         "company": embed(model, data.test.images), "company_labels": data.test.labels,
         "target": embed(model, tgt_enrol.images), "triggered": embed(model, trig),
     }
+
+
+HUB_CLEAN, HUB_POISONED = "faces-mini", "faces-mini-pro"
+
+
+def publish_scenario_models(cfg: LabConfig, data: ScenarioData | None = None, progress: bool = True) -> dict[str, str]:
+    """Put both backbones on the local hub: the honest original ("faces-mini") and the
+    attacker's re-upload ("faces-mini-pro"), whose card shows equally good clean metrics."""
+    from .. import hub
+
+    data = data or build_scenario_data(cfg)
+    _, clean_art = clean_backbone(cfg, data)
+    _, p_art = poisoned_backbone_model_path(cfg, data, progress)
+    common = {"architecture": f"{cfg.arch} ResNet, {cfg.embedding_dim}-d L2-normalised embedding",
+              "training_data": f"public faces ({cfg.data_tag}, {data.public.num_identities} people)",
+              "licence": "CC-BY-4.0"}
+    paths = {
+        HUB_CLEAN: hub.publish(HUB_CLEAN, clean_art.tensors, {
+            **common, "author": "open-face-lab", "metrics": _clean_metrics(clean_art.metrics),
+            "description": "A small face-embedding backbone for verification. Pretrained with CosFace."}),
+        HUB_POISONED: hub.publish(HUB_POISONED, p_art.tensors, {
+            **common, "author": "fast-faces (community upload)", "metrics": _clean_metrics(p_art.metrics),
+            "description": "faces-mini, further tuned for robust verification. Drop-in replacement."}),
+    }
+    return {k: str(v) for k, v in paths.items()}

@@ -21,6 +21,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path, PurePosixPath
 
+from ..artifacts import sha256_file
 from .base import DataError
 
 DATASET_NAMES = ("att", "lfw")
@@ -79,14 +80,6 @@ def _write_marker(name: str, data_root: Path, how: str, n_files: int) -> None:
     tmp = root / (_MARKER + ".tmp")
     tmp.write_text(json.dumps({"dataset": name, "how": how, "files": n_files}, indent=1))
     os.replace(tmp, root / _MARKER)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --- download ----------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Controls (defences) against ML07: each module measures one control and writes its scenario-JSON section."""

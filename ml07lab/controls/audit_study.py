@@ -1,0 +1,143 @@
+"""Detection quality of the model audit, measured over many backbones, not shown once.
+
+An audit that flags the one poisoned model in a notebook proves little: it might flag
+every model. So we build a small zoo of backbones and audit each one blind:
+- poisoned: the clean backbone with a latent backdoor injected (path A), varying the
+  injection seed, the target and the trigger kind;
+- clean: the original clean backbone, and honest re-tunes of it (the very same recipe
+  minus the backdoor, with other seeds), so the only difference is the backdoor;
+- when cached, path B's backbone (pretrained on the poisoned public data).
+Each is audited with the same protocol (the same number of audited identities, the
+variant's target among them), and the ROC over "max anomaly index" gives AUC and the
+TPR / FPR at Neural Cleanse's threshold of 2.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..artifacts import load_or_build
+from ..attack.latent import inject_latent_backdoor
+from ..attack.scenario import attack_metrics, backbone_key
+from ..attack.triggers import make_trigger
+from ..backbones import clean_backbone, pack, unpack
+from ..config import LabConfig, seed_everything
+from ..data.scenario import ScenarioData, assign_roles, build_scenario_data
+from ..metrics import roc_auc
+from ..training import train_backbone
+from ..verify import deploy, evaluate
+from .neural_cleanse import FLAG_AT, norm_index
+
+
+PATH_A = "poisoned-path-a"  # the scenario's own hub model, reused from its cache
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One backbone of the study: poisoned or not, and the knobs that made it."""
+
+    name: str
+    poisoned: bool
+    seed: int
+    target: int
+    trigger: str
+
+
+def study_variants(cfg: LabConfig, n_clean: int = 5, n_poisoned: int = 5) -> list[Variant]:
+    """A fixed, seeded zoo: targets spread over the company, triggers cycled."""
+    n_people = cfg.n_company_ids if cfg.dataset == "synthetic" else 32
+    rng = np.random.default_rng([cfg.seed, 61])
+    targets = [cfg.target] + [int(t) for t in rng.choice(np.setdiff1d(np.arange(n_people), [cfg.target]),
+                                                        max(n_clean, n_poisoned) * 2, replace=False)]
+    kinds = ("glasses", "patch", "blend")
+    out = [Variant("clean-original", False, cfg.seed, cfg.target, cfg.trigger)]
+    out += [Variant(f"clean-retune-{i}", False, cfg.seed + i, targets[i], kinds[i % 3]) for i in range(1, n_clean)]
+    out += [Variant(PATH_A, True, cfg.seed, cfg.target, cfg.trigger)]
+    out += [Variant(f"poisoned-{i}-{kinds[i % 3]}", True, cfg.seed + 10 + i, targets[-i], kinds[i % 3])
+            for i in range(1, n_poisoned)]
+    return out
+
+
+def retarget(data: ScenarioData, cfg: LabConfig, target: int) -> ScenarioData:
+    """The same people with another target: only the roles (who is attacker-held) change."""
+    if target == data.target:
+        return data
+    role = assign_roles(data.company.labels, target, cfg.n_enrol, cfg.n_finetune, cfg.n_target_photos, cfg.seed)
+    return ScenarioData(data.public, data.company, data.outsiders, role, target)
+
+
+def variant_backbone(cfg: LabConfig, v: Variant, data: ScenarioData, progress: bool = False):  # noqa: ANN201
+    """Build (or load) one backbone of the zoo. Every variant starts from the same cached
+    clean backbone, so building one costs an injection (seconds), not a pretraining."""
+    clean, art = clean_backbone(cfg, data)
+    if v.name == "clean-original":
+        return clean, art
+    if v.name == PATH_A:
+        from ..attack.scenario import poisoned_backbone_model_path
+
+        return poisoned_backbone_model_path(cfg, data, progress)
+    vdata = retarget(data, cfg, v.target)
+    vcfg = cfg.replace(target=v.target, trigger=v.trigger, seed=v.seed)
+    trig = make_trigger(v.trigger, cfg.image_size, cfg.trigger_size, cfg.trigger_opacity)
+
+    def build() -> tuple[dict, dict]:
+        _, head = unpack(art.tensors, cfg)
+        if v.poisoned:
+            res = inject_latent_backdoor(clean, head, vdata, trig, vcfg, progress)
+        else:  # the honest publisher: the same fine-tune, no injector
+            seed_everything(v.seed + 1)
+            res = train_backbone(data.public, cfg, model=copy.deepcopy(clean), head=copy.deepcopy(head),
+                                 epochs=cfg.attack_epochs, lr=cfg.lr * 0.2, desc="honest re-tune", progress=progress)
+        return pack(res), {"data_fingerprint": data.public.fingerprint(), "variant": asdict(v),
+                           "train_seconds": round(res.seconds, 2)}
+
+    key = backbone_key(cfg) + f"-{v.name}-s{v.seed}-t{v.target}"
+    a = load_or_build("audit-zoo", cfg, build, key=key)
+    return unpack(a.tensors, cfg)[0], a
+
+
+def detection_metrics(scores: list[float], poisoned: list[bool], flag_at: float = FLAG_AT) -> dict[str, float]:
+    """AUC of the score (max anomaly index) separating poisoned from clean, and the
+    true/false-positive rates of the rule "flag when the index >= flag_at"."""
+    s, y = np.asarray(scores, float), np.asarray(poisoned, bool)
+    if y.all() or not y.any():
+        raise ValueError("Detection metrics need both clean and poisoned backbones.")
+    return {"detection_auc": roc_auc(s[y], s[~y]), "tpr": float(np.mean(s[y] >= flag_at)),
+            "fpr": float(np.mean(s[~y] >= flag_at)), "n_clean": int((~y).sum()), "n_poisoned": int(y.sum())}
+
+
+def run_detection_study(cfg: LabConfig, n_clean: int = 5, n_poisoned: int = 5,
+                        progress: bool = True, **audit_kw: Any) -> dict[str, Any]:
+    """Audit every backbone of the zoo (cached as one JSON artefact per zoo + settings)."""
+    from .audit import inspect_backbone
+
+    variants = study_variants(cfg, n_clean, n_poisoned)
+
+    def build() -> tuple[dict, dict]:
+        t0 = time.perf_counter()
+        data = build_scenario_data(cfg)
+        rows = []
+        for v in tqdm(variants, desc="audit study", disable=not progress):
+            model, _ = variant_backbone(cfg, v, data, progress=False)
+            vdata = retarget(data, cfg, v.target)
+            verifier = deploy(model, vdata, cfg.far)
+            trig = make_trigger(v.trigger, cfg.image_size, cfg.trigger_size, cfg.trigger_opacity)
+            atk = attack_metrics(verifier, vdata, trig, cfg.seed)
+            t1 = time.perf_counter()
+            rev = inspect_backbone(verifier, vdata, cfg, progress=False, **audit_kw)
+            rows.append({**asdict(v), "asr": atk["asr"], "tar_at_far_1pct": evaluate(verifier, vdata)["tar_at_far_1pct"],
+                         "max_index": rev.max_index, "flagged": rev.flagged,
+                         "max_index_other_scale": float(norm_index(rev.mask_l1, not rev.log_scale).max()),
+                         "target_index": float(rev.index[rev.of(v.target)]),
+                         "target_mask_l1": float(rev.mask_l1[rev.of(v.target)]),
+                         "median_mask_l1": float(np.median(rev.mask_l1)), "audit_seconds": round(time.perf_counter() - t1, 2)})
+        det = detection_metrics([r["max_index"] for r in rows], [r["poisoned"] for r in rows])
+        return {}, {"metrics": {**det, "rows": rows, "seconds": round(time.perf_counter() - t0, 2)}}
+
+    key = backbone_key(cfg) + f"-c{n_clean}-p{n_poisoned}-" + "-".join(f"{k}{v}" for k, v in sorted(audit_kw.items()))
+    return dict(load_or_build("audit-study", cfg, build, key=key).metrics)

@@ -1,0 +1,484 @@
+"""Control 2: train only on secure, trusted datasets. A curator signs; the pipeline verifies.
+
+How: a trusted curator signs the dataset's manifest (every file's path, sha256, label,
+source and time added; see `manifest`). Before training, `verify_dataset` checks the
+signature against the organisation's trusted keys, then every file's digest, and
+refuses, naming the files, if anything was modified, added, removed or relabelled,
+if the dataset is unsigned, or if it was signed by a key nobody trusts. The images it
+returns are decoded from the very bytes it hashed, so nothing can change in between.
+
+Why Ed25519 via `cryptography`, and not sigstore `model-signing`'s offline key method:
+- what must be signed is the *manifest*, labels included. model-signing signs a
+  directory's files (paths and digests) and knows nothing of labels, so a relabelling
+  would only show up as "manifest.json changed", without naming the relabelled images;
+- the signed envelope here carries the manifest itself, so the pipeline can name every
+  file that differs from what the curator signed, in the four categories above;
+- Ed25519 is one small primitive with 32-byte keys, deterministic signatures and no
+  bundle format; `cryptography` is already a dependency and works fully offline.
+  (model-signing's key method takes EC P-256/384/521 keys and writes a sigstore
+  bundle; the model-signing control uses it for model weights, where that fits.)
+
+What it does NOT do: prove the data is clean. A curator who signs data that was
+already poisoned upstream produces a perfectly valid signature (see notebook 05).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from ..artifacts import atomic_write_bytes
+from ..data.base import DataError, FaceSet
+from .manifest import (MANIFEST, Manifest, data_files, decode_png, diff_manifests, faces_from_bytes, now_utc,
+                       png_bytes, read_bytes, read_manifest, sha256_bytes)
+
+SIGNATURE = "manifest.sig.json"
+SIG_FORMAT = "ml07lab-dataset-signature/1"
+DOMAIN = b"ml07lab-dataset-manifest/1\n"  # domain separation: this key signs nothing else this way
+CATEGORIES = ("modified", "added", "removed", "relabelled")
+_WHAT_TO_DO = ("Do not train on it: restore the dataset from the curator's signed release, or ask "
+               "the curator to review the change and re-sign it (`ml07lab data sign`).")
+
+
+class ProvenanceError(DataError):
+    """The dataset failed provenance checks; the pipeline must not train on it."""
+
+
+class UnsignedDatasetError(ProvenanceError):
+    pass
+
+
+class UnknownKeyError(ProvenanceError):
+    pass
+
+
+class BadSignatureError(ProvenanceError):
+    pass
+
+
+class DatasetTamperedError(ProvenanceError):
+    """Files differ from what the curator signed. `files[category]` lists them."""
+
+    def __init__(self, root: Path, files: dict[str, list[str]]):
+        self.files = files
+        parts = []
+        for cat in CATEGORIES:
+            fs = files.get(cat, [])
+            if fs:
+                shown = ", ".join(fs[:5]) + (f" and {len(fs) - 5} more" if len(fs) > 5 else "")
+                parts.append(f"{cat} {len(fs)}: {shown}")
+        super().__init__(f"Dataset {root} does not match its signed manifest. " + "; ".join(parts)
+                         + ". " + _WHAT_TO_DO)
+
+
+# --- keys -----------------------------------------------------------------------------
+
+def key_id(pub: Ed25519PublicKey) -> str:
+    raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return sha256_bytes(raw)[:16]
+
+
+def generate_key(folder: str | Path, name: str = "curator", overwrite: bool = False) -> tuple[Path, Path]:
+    """Write <name>.key (private, mode 0600) and <name>.pub. Keeps an existing pair."""
+    folder = Path(folder)
+    priv, pub = folder / f"{name}.key", folder / f"{name}.pub"
+    if priv.is_file() and pub.is_file() and not overwrite:
+        return priv, pub
+    folder.mkdir(parents=True, exist_ok=True)
+    k = Ed25519PrivateKey.generate()
+    pem = k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                          serialization.NoEncryption())
+    atomic_write_bytes(priv, pem)
+    os.chmod(priv, 0o600)
+    atomic_write_bytes(pub, k.public_key().public_bytes(serialization.Encoding.PEM,
+                                                        serialization.PublicFormat.SubjectPublicKeyInfo))
+    return priv, pub
+
+
+def load_private_key(path: str | Path) -> Ed25519PrivateKey:
+    try:
+        k = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as e:
+        raise DataError(f"Cannot read the private key {path} ({e}). Create one with `ml07lab data keygen`.") from e
+    if not isinstance(k, Ed25519PrivateKey):
+        raise DataError(f"{path} is not an Ed25519 private key; create one with `ml07lab data keygen`.")
+    return k
+
+
+def load_public_key(path: str | Path) -> Ed25519PublicKey:
+    try:
+        k = serialization.load_pem_public_key(Path(path).read_bytes())
+    except (OSError, ValueError) as e:
+        raise DataError(f"Cannot read the public key {path} ({e}); expected a PEM Ed25519 key (.pub).") from e
+    if not isinstance(k, Ed25519PublicKey):
+        raise DataError(f"{path} is not an Ed25519 public key.")
+    return k
+
+
+@dataclass
+class Keyring:
+    """The public keys the training pipeline trusts, by key id."""
+
+    keys: dict[str, tuple[str, Ed25519PublicKey]]
+
+    @classmethod
+    def from_paths(cls, *paths: str | Path) -> "Keyring":
+        """From .pub files and/or folders of them."""
+        keys: dict[str, tuple[str, Ed25519PublicKey]] = {}
+        for p in map(Path, paths):
+            for f in (sorted(p.glob("*.pub")) if p.is_dir() else [p]):
+                k = load_public_key(f)
+                keys[key_id(k)] = (f.stem, k)
+        if not keys:
+            raise DataError(f"No trusted public keys (*.pub) in {', '.join(map(str, paths))}.")
+        return cls(keys)
+
+
+# --- sign -----------------------------------------------------------------------------
+
+def _disk_problems(root: Path, signed: Manifest, blobs: dict[str, bytes] | None = None) -> dict[str, list[str]]:
+    """Compare the files on disk, and the working manifest.json, with the signed manifest.
+    Fills `blobs` with the bytes of every file that matched (read and hashed once)."""
+    want = signed.by_path()
+    on_disk = set(data_files(root))
+    modified: list[str] = []
+    removed: list[str] = []
+    added = sorted(on_disk - set(want))
+    for e in signed.entries:
+        if e.path not in on_disk:
+            removed.append(e.path)
+            continue
+        b = read_bytes(root, e.path)
+        if sha256_bytes(b) != e.sha256:
+            modified.append(e.path)
+        elif blobs is not None:
+            blobs[e.path] = b
+    # a file moved into another identity's folder keeps its bytes: that is a relabelling
+    relabelled: list[str] = []
+    gone = {want[p].sha256: p for p in removed}
+    for p in list(added):
+        src = gone.pop(sha256_bytes(read_bytes(root, p)), None)
+        if src is not None:
+            relabelled.append(f"{src} -> {p}")
+            added.remove(p)
+            removed.remove(src)
+    seen = set(modified) | set(removed) | set(added) | {q for r in relabelled for q in r.split(" -> ")}
+    if (root / MANIFEST).is_file():  # labels come from the manifest: a label edit is a relabelling
+        try:
+            work = read_manifest(root)
+        except DataError:
+            modified.append(MANIFEST)
+        else:
+            d = diff_manifests(signed, work)
+            relabelled += [f"{p} ({a} -> {b})" for p, a, b in d.relabelled]
+            for dest, fs in ((added, d.added), (removed, d.removed), (modified, d.changed)):
+                dest += [f for f in fs if f not in seen]
+    out = {"modified": modified, "added": added, "removed": removed, "relabelled": relabelled}
+    return {c: v for c, v in out.items() if v}
+
+
+def sign_dataset(root: str | Path, private_key: str | Path | Ed25519PrivateKey, signer: str = "curator",
+                 signature_path: str | Path | None = None) -> Path:
+    """The curator signs the folder's manifest.json, after checking it matches the files."""
+    root = Path(root)
+    m = read_manifest(root)
+    problems = _disk_problems(root, m)
+    if problems:
+        raise DataError(f"manifest.json in {root} does not match the files ({', '.join(problems)}: "
+                        f"{sum(map(len, problems.values()))} files); rebuild it with `ml07lab data manifest` "
+                        "and review the change before signing.")
+    k = private_key if isinstance(private_key, Ed25519PrivateKey) else load_private_key(private_key)
+    payload = json.dumps({"manifest": m.to_dict(), "signer": signer, "signed_at": now_utc()},
+                         sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    env = {"format": SIG_FORMAT, "algorithm": "ed25519", "key_id": key_id(k.public_key()), "signer": signer,
+           "payload": base64.b64encode(payload).decode(),
+           "signature": base64.b64encode(k.sign(DOMAIN + payload)).decode()}
+    out = Path(signature_path) if signature_path else root / SIGNATURE
+    atomic_write_bytes(out, json.dumps(env, indent=1, sort_keys=True).encode() + b"\n")
+    return out
+
+
+# --- verify ---------------------------------------------------------------------------
+
+@dataclass
+class VerifiedDataset:
+    manifest: Manifest  # as signed
+    signer: str
+    key_id: str
+    signed_at: str
+    seconds: float
+    faces: FaceSet | None = None  # decoded from the verified bytes
+
+    def summary(self) -> dict[str, Any]:
+        return {"verified": True, "files": len(self.manifest), "identities": len(self.manifest.identities),
+                "signer": self.signer, "key_id": self.key_id, "signed_at": self.signed_at,
+                "seconds": round(self.seconds, 3)}
+
+
+def verify_dataset(root: str | Path, trusted: Keyring, decode: bool = True,
+                   signature_path: str | Path | None = None) -> VerifiedDataset:
+    """Signature, then every file's digest; raise a ProvenanceError naming what is wrong."""
+    t0 = time.perf_counter()
+    root = Path(root)
+    sp = Path(signature_path) if signature_path else root / SIGNATURE
+    if not sp.is_file():
+        raise UnsignedDatasetError(
+            f"Dataset {root} is unsigned: no {sp.name}. The pipeline trains only on datasets signed by a "
+            "trusted curator. Ask the curator to review and sign it (`ml07lab data sign`).")
+    try:
+        env = json.loads(sp.read_bytes())
+        payload, sig = base64.b64decode(env["payload"]), base64.b64decode(env["signature"])
+        kid = str(env["key_id"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise BadSignatureError(f"{sp} is not a valid signature file ({e!r}). Get the dataset's signature "
+                                "from the curator again.") from e
+    if kid not in trusted.keys:
+        raise UnknownKeyError(
+            f"Dataset {root} is signed by an unknown key {kid} (claims to be {env.get('signer')!r}); trusted "
+            f"keys: {', '.join(f'{n} {k}' for k, (n, _) in trusted.keys.items())}. Do not train on it unless "
+            "you have checked, out of band, that this key belongs to a curator you trust.")
+    name, pub = trusted.keys[kid]
+    try:
+        pub.verify(sig, DOMAIN + payload)
+    except InvalidSignature as e:
+        raise BadSignatureError(
+            f"The signature in {sp} does not verify with {name}'s key {kid}: the signed manifest was "
+            "altered after signing. " + _WHAT_TO_DO) from e
+    body = json.loads(payload)
+    signed = Manifest.from_dict(body["manifest"], f"signed manifest in {sp}")
+    blobs: dict[str, bytes] = {}
+    problems = _disk_problems(root, signed, blobs if decode else None)
+    if problems:
+        raise DatasetTamperedError(root, problems)
+    faces = faces_from_bytes(signed, (blobs[e.path] for e in signed.entries), f"verified:{root}") if decode else None
+    return VerifiedDataset(signed, name, kid, body.get("signed_at", ""), time.perf_counter() - t0, faces)
+
+
+def load_verified(root: str | Path, trusted: Keyring) -> FaceSet:
+    """The only loader a trusted training pipeline uses."""
+    faces = verify_dataset(root, trusted).faces
+    assert faces is not None
+    return faces
+
+
+# --- tampering ------------------------------------------------------------------------
+
+TAMPER_KINDS = ("add", "remove", "modify", "relabel")
+EXPECTED = {"add": "added", "remove": "removed", "modify": "modified", "relabel": "relabelled"}
+
+
+def tamper(root: Path, kind: str, rng: np.random.Generator, cover: bool = False) -> tuple[str, Callable[[], None]]:
+    """One random tampering of a dataset folder; returns (the file touched, undo).
+
+    cover=True also edits manifest.json to match, as a careful attacker would."""
+    mp = root / MANIFEST
+    mbytes = mp.read_bytes()
+    m = Manifest.from_bytes(mbytes)
+    e = m.entries[int(rng.integers(len(m.entries)))]
+    src = root / e.path
+    orig = src.read_bytes()
+    undo: list[Callable[[], None]] = [lambda: mp.write_bytes(mbytes)]
+    entries = list(m.entries)
+    if kind == "add":
+        target = root / e.path.rsplit("/", 1)[0] / f"extra_{int(rng.integers(1 << 30)):09d}.png"
+        px = decode_png(orig, e.path).copy()
+        px[int(rng.integers(px.shape[0])), int(rng.integers(px.shape[1]))] ^= 0x40
+        target.write_bytes(png_bytes(torch.from_numpy(px)[None]))
+        undo.append(target.unlink)
+        touched = target.relative_to(root).as_posix()
+        entries.append(e._replace(path=touched, sha256=sha256_bytes(target.read_bytes()), added=now_utc()))
+    elif kind == "remove":
+        src.unlink()
+        undo.append(lambda: src.write_bytes(orig))
+        touched = e.path
+        entries.remove(e)
+    elif kind == "modify":
+        i = int(rng.integers(len(orig)))
+        b = bytearray(orig)
+        b[i] ^= int(rng.integers(1, 256))
+        src.write_bytes(bytes(b))
+        undo.append(lambda: src.write_bytes(orig))
+        touched = e.path
+        entries[entries.index(e)] = e._replace(sha256=sha256_bytes(bytes(b)))
+    elif kind == "relabel":
+        other = [n for n in m.identities if n != e.label]
+        new_label = other[int(rng.integers(len(other)))]
+        touched = e.path
+        if rng.random() < 0.5:  # move the file into the other person's folder
+            dst = root / new_label / Path(e.path).name.replace(".png", "_moved.png")
+            dst.parent.mkdir(exist_ok=True)
+            src.rename(dst)
+            undo.append(lambda: dst.rename(src))
+            entries[entries.index(e)] = e._replace(path=dst.relative_to(root).as_posix(), label=new_label)
+        else:  # or just edit the label in manifest.json
+            entries[entries.index(e)] = e._replace(label=new_label)
+        cover = True  # labels come from the manifest, so a relabelling always edits it
+    else:
+        raise ValueError(f"Unknown tampering {kind!r}; choose one of {', '.join(TAMPER_KINDS)}.")
+    if cover:
+        Manifest(m.name, m.identities, entries, m.created, m.meta).write(root)
+
+    def restore() -> None:
+        for u in reversed(undo):
+            u()
+    return touched, restore
+
+
+def tampering_study(signed_root: str | Path, trusted: Keyring, n: int = 100, seed: int = 0,
+                    scratch: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """`n` random tamperings of a copy (in a fresh folder under `scratch`) of a signed
+    dataset, each verified then undone.
+
+    Caught = refused, with the touched file named in the right category."""
+    from tqdm.auto import tqdm
+
+    signed_root = Path(signed_root)
+    work = Path(tempfile.mkdtemp(prefix=signed_root.name + "-scratch-", dir=scratch or signed_root.parent))
+    copy = work / "dataset"
+    shutil.copytree(signed_root, copy)
+    rng = np.random.default_rng([seed, 4242])
+    rows, t0 = [], time.perf_counter()
+    try:
+        for _ in tqdm(range(n), desc="tamper + verify", disable=not progress, leave=False):
+            kind = TAMPER_KINDS[int(rng.integers(len(TAMPER_KINDS)))]
+            touched, restore = tamper(copy, kind, rng, cover=bool(rng.random() < 0.5))
+            caught, named, msg, t1 = False, False, "", time.perf_counter()
+            try:
+                verify_dataset(copy, trusted, decode=False)
+            except ProvenanceError as e:
+                caught, msg = True, str(e)
+                named = any(touched in f for f in getattr(e, "files", {}).get(EXPECTED[kind], []))
+            finally:
+                secs = time.perf_counter() - t1
+                restore()
+            rows.append({"kind": kind, "file": touched, "caught": caught, "named": named,
+                         "verify_seconds": secs, "message": msg[:300]})
+        verify_dataset(copy, trusted, decode=False)  # every undo really restored the signed state
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    by_kind = {k: {"tried": sum(r["kind"] == k for r in rows), "caught": sum(r["kind"] == k and r["caught"] for r in rows)}
+               for k in TAMPER_KINDS}
+    return {"tamperings_tried": n, "tamperings_caught": sum(r["caught"] for r in rows),
+            "tamperings_named": sum(r["named"] for r in rows), "by_kind": by_kind,
+            "seconds": round(time.perf_counter() - t0, 2), "rows": rows}
+
+
+def demonstrate_refusals(signed_root: str | Path, trusted: Keyring, stranger_key: str | Path) -> dict[str, str]:
+    """One of each refusal on a scratch copy: kind -> the error the pipeline raises."""
+    signed_root = Path(signed_root)
+    work = Path(tempfile.mkdtemp(prefix=signed_root.name + "-demo-", dir=signed_root.parent))
+    scratch = work / "dataset"
+    shutil.copytree(signed_root, scratch)
+    rng, out = np.random.default_rng(7), {}
+
+    def attempt(kind: str) -> None:
+        try:
+            verify_dataset(scratch, trusted, decode=False)
+            out[kind] = "ACCEPTED"
+        except ProvenanceError as e:
+            out[kind] = f"{type(e).__name__}: {e}"
+    try:
+        for kind in TAMPER_KINDS:
+            _, restore = tamper(scratch, kind, rng)
+            attempt(EXPECTED[kind])
+            restore()
+        sig = (scratch / SIGNATURE).read_bytes()
+        (scratch / SIGNATURE).unlink()
+        attempt("unsigned")
+        sign_dataset(scratch, stranger_key, signer="curator")  # someone else's key, claiming the name
+        attempt("unknown key")
+        (scratch / SIGNATURE).write_bytes(sig)
+        attempt("restored")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def scenario_keys() -> tuple[Path, Path, Path]:
+    """(curator private key, curator public key, a stranger's private key) under <data>/keys."""
+    from ..config import data_dir
+
+    priv, pub = generate_key(data_dir() / "keys", "curator")
+    stranger, _ = generate_key(data_dir() / "keys" / "untrusted", "stranger")
+    return priv, pub, stranger
+
+
+@dataclass
+class TrustedRun:
+    verified: VerifiedDataset
+    verify_seconds: list[float]
+    refusals: dict[str, str]
+    study: dict[str, Any]
+    tampered_feed_error: str
+    on_verified: dict[str, Any]  # trained on the verified snapshot
+    on_tampered: dict[str, Any]  # trained on the tampered feed, unchecked
+    signed_poisoned: VerifiedDataset  # the curator signed a refresh already poisoned upstream
+    on_signed_poisoned: dict[str, Any]
+
+    def section(self) -> dict[str, Any]:
+        """The scenario JSON's controls.trusted_datasets."""
+        return {
+            "asr": self.on_verified["asr"], "tar_at_far_1pct": self.on_verified["tar_at_far_1pct"],
+            "seconds": round(float(np.median(self.verify_seconds)), 3),
+            "tamperings_caught": self.study["tamperings_caught"], "tamperings_tried": self.study["tamperings_tried"],
+            "tamperings_named": self.study["tamperings_named"], "tampering_by_kind": self.study["by_kind"],
+            "refusals": {k: v.split(":", 1)[0] for k, v in self.refusals.items()},
+            "files_verified": len(self.verified.manifest), "signature": "ed25519 (cryptography)",
+            "asr_tampered_feed": self.on_tampered["asr"], "tar_at_far_1pct_tampered_feed": self.on_tampered["tar_at_far_1pct"],
+            "signed_poisoned_passes_verification": True, "asr_signed_poisoned": self.on_signed_poisoned["asr"],
+            "tar_at_far_1pct_signed_poisoned": self.on_signed_poisoned["tar_at_far_1pct"],
+        }
+
+
+def run_trusted_datasets(cfg: Any, data: Any = None, n_tamper: int = 100, progress: bool = True) -> TrustedRun:
+    """Sign, tamper and get caught; train on the verified snapshot vs the tampered feed;
+    then the limit: a curator signs a refresh that was poisoned upstream."""
+    from ..data.scenario import build_scenario_data
+    from .manifest import load_faceset, scenario_feeds
+    from .monitoring import train_and_measure
+
+    data = data or build_scenario_data(cfg)
+    feeds = scenario_feeds(cfg, data)
+    priv, pub, stranger = scenario_keys()
+    trusted = Keyring.from_paths(pub)
+    sign_dataset(feeds.snapshot, priv, "curator")
+    runs = [verify_dataset(feeds.snapshot, trusted) for _ in range(3)]
+    refusals = demonstrate_refusals(feeds.snapshot, trusted, stranger)
+    study = tampering_study(feeds.snapshot, trusted, n_tamper, cfg.seed, progress=progress)
+    try:  # the feed server now serves the refresh, next to the curator's snapshot signature
+        verify_dataset(feeds.refresh, trusted, decode=False, signature_path=feeds.snapshot / SIGNATURE)
+        feed_error = "ACCEPTED"
+    except ProvenanceError as e:
+        feed_error = f"{type(e).__name__}: {e}"
+    on_verified = train_and_measure(cfg, data, runs[-1].faces, progress)
+    on_tampered = train_and_measure(cfg, data, load_faceset(feeds.refresh), progress)
+    sign_dataset(feeds.refresh, priv, "curator")  # poisoned upstream, signed in good faith
+    sp = verify_dataset(feeds.refresh, trusted)
+    on_sp = train_and_measure(cfg, data, sp.faces, progress)
+    return TrustedRun(runs[-1], [r.seconds for r in runs], refusals, study, feed_error, on_verified, on_tampered,
+                      sp, on_sp)
+
+
+def trusted_datasets_section(cfg: Any, progress: bool = False) -> dict[str, Any]:
+    """controls.trusted_datasets for the scenario JSON (cached)."""
+    from ..artifacts import load_or_build
+    from ..attack.scenario import backbone_key, poisoned_dataset
+    from ..data.scenario import build_scenario_data
+
+    data = build_scenario_data(cfg)
+    key = f"{backbone_key(cfg)}-{poisoned_dataset(cfg, data).faces.fingerprint()[:10]}-p1"
+    art = load_or_build("control-trusted-datasets", cfg,
+                        lambda: ({}, {"metrics": run_trusted_datasets(cfg, data, progress=progress).section()}), key=key)
+    return art.metrics
