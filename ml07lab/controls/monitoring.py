@@ -5,8 +5,8 @@ the public dataset arrives (path B: with the attacker's additions) and a monitor
 flags what a careful data owner would look at:
 - drift: identities that suddenly gain many images (the target does, in path B);
 - exact and near-duplicate images among what is new (pixel digest; 64-bit difference hash);
-- label/content disagreement: a new image that the reference model verifies, at FAR 1 %,
-  as a *different* known person than its label says;
+- label/content disagreement: a new image that the reference model identifies, at FAR 1 %,
+  as a *different* known person, or that does not look like the rest of its label;
 - two published poison scans, per identity, in the reference model's embedding space:
   spectral signatures (Tran et al. 2018: top 1.5·ε of each identity along its top
   singular direction) and activation clustering (Chen et al. 2018: 2-means per identity,
@@ -36,7 +36,7 @@ from .manifest import Manifest, ScenarioFeeds, diff_manifests
 OWNER_CHECKS = ("drift", "exact_duplicates", "near_duplicates", "label_disagreement")
 SCANS = ("spectral", "activation_clustering")
 SIGNALS = OWNER_CHECKS + SCANS
-VERSION = "m1"  # bump when the monitoring logic changes: it keys the cached section
+VERSION = "m2"  # bump when the monitoring logic changes: it keys the cached section
 
 
 @dataclass(frozen=True)
@@ -125,25 +125,31 @@ def duplicate_signals(images: torch.Tensor, candidates: torch.Tensor, near_bits:
 
 def label_disagreement(emb: torch.Tensor, labels: torch.Tensor, k: int, candidates: torch.Tensor,
                        far: float) -> tuple[torch.Tensor, np.ndarray, float]:
-    """New images the reference model verifies, at `far`, as another known identity.
+    """New images whose content disagrees with their label, in the reference model's eyes:
+    (a) it identifies them as a *different* known person, or (b) they do not look like
+    the other images under their own name.
 
-    Templates and the threshold come from the trusted (unchanged) images only. Returns
-    flags, a margin per image (best other-identity score minus max(threshold, own score))
-    and the threshold."""
+    Thresholds come from the trusted (unchanged) images, so each fires for `far` of them:
+    (a) is open-set (a trusted image's *best* other-identity score; a per-pair threshold
+    would fire for most faces of any brand-new person, who is tried against every
+    identity), (b) is the `far` quantile of trusted images' similarity to their own
+    identity's other images. Returns flags, a margin per image (> 0 flags) and (a)'s threshold."""
     trusted = ~candidates
+    rows = torch.arange(len(labels))
     t = torch.zeros(k, emb.shape[1]).index_add_(0, labels[trusted], emb[trusted])
     known = torch.bincount(labels[trusted], minlength=k) > 0
     s = emb @ F.normalize(t, dim=1).t()
     s[:, ~known] = -2.0
-    own = s[torch.arange(len(labels)), labels].clone()
+    own = s[rows, labels].clone()
     own[~known[labels]] = -2.0
-    imp = s[trusted].clone()
-    imp[torch.arange(int(trusted.sum())), labels[trusted]] = -2.0
-    imp = imp[:, known].flatten()
-    tau = threshold_at_far(imp[imp > -2].numpy(), far)
-    s[torch.arange(len(labels)), labels] = -2.0
+    s[rows, labels] = -2.0
     best = s.max(1).values
-    margin = (best - torch.maximum(own, torch.full_like(own, tau))).numpy()
+    tau = threshold_at_far(best[trusted].numpy(), far)
+    sums = torch.zeros(k, emb.shape[1]).index_add_(0, labels, emb)
+    consistency = (emb * F.normalize(sums[labels] - emb, dim=1)).sum(1)  # vs the rest of its label
+    consistency[torch.bincount(labels, minlength=k)[labels] < 2] = 1.0  # nothing to compare with
+    low = float(np.quantile(consistency[trusted].numpy(), far))
+    margin = torch.maximum(best - torch.maximum(own, torch.full_like(own, tau)), low - consistency).numpy()
     return torch.from_numpy(margin > 0) & candidates, margin, tau
 
 

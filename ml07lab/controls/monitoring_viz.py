@@ -67,7 +67,7 @@ def plot_scan_scores(report: Any, is_poison: torch.Tensor, is_trigger: torch.Ten
 
 def plot_detection(rows: list[dict[str, Any]], signals: Sequence[str] | None = None, ax=None):  # noqa: ANN001, ANN201
     """Precision and recall against the known poison, per signal."""
-    ax = _ax(ax, (8, 3.5))
+    ax = _ax(ax, (9, 3.8))
     rows = [r for r in rows if signals is None or r["signal"] in signals]
     x = np.arange(len(rows))
     for j, (key, name) in enumerate((("precision", "precision"), ("recall", "recall (all poison)"),
@@ -75,7 +75,7 @@ def plot_detection(rows: list[dict[str, Any]], signals: Sequence[str] | None = N
         if key in rows[0]:
             ax.bar(x + (j - 1) * 0.27, [r[key] for r in rows], 0.27, color=CYCLE[j], hatch=HATCHES[j],
                    edgecolor="black", linewidth=0.4, label=name)
-    ax.set_xticks(x, [r["signal"].replace("_", "\n") for r in rows], fontsize=8)
+    ax.set_xticks(x, [r["signal"].replace("_", "\n").replace(": ", ":\n") for r in rows], fontsize=8)
     ax.set(ylim=(0, 1.05), ylabel="share", title="What each signal finds")
     ax.legend(fontsize=8, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.25))
     return ax
@@ -93,8 +93,8 @@ def plot_outcomes(outcomes: dict[str, dict[str, float]], ax=None, title: str = "
         for xi, v in zip(x, vals):
             ax.text(xi + (j - 0.5) * 0.38, v + 0.02, f"{v:.2f}", ha="center", fontsize=7)
     ax.set_xticks(x, names, fontsize=8)
-    ax.set(ylim=(0, 1.15), ylabel="rate", title=title)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.set(ylim=(0, 1.3), ylabel="rate", title=title)
+    ax.legend(fontsize=8, loc="upper center", ncols=2)
     return ax
 
 

@@ -16,7 +16,7 @@ Why Ed25519 via `cryptography`, and not sigstore `model-signing`'s offline key m
 - Ed25519 is one small primitive with 32-byte keys, deterministic signatures and no
   bundle format; `cryptography` is already a dependency and works fully offline.
   (model-signing's key method takes EC P-256/384/521 keys and writes a sigstore
-  bundle; the model-signing control uses it for model weights, where that fits.)
+  bundle; notebook 06's deployment gate uses it for model weights, where that fits.)
 
 What it does NOT do: prove the data is clean. A curator who signs data that was
 already poisoned upstream produces a perfectly valid signature (see notebook 05).
@@ -388,7 +388,7 @@ def demonstrate_refusals(signed_root: str | Path, trusted: Keyring, stranger_key
             verify_dataset(scratch, trusted, decode=False)
             out[kind] = "ACCEPTED"
         except ProvenanceError as e:
-            out[kind] = f"{type(e).__name__}: {e}"
+            out[kind] = f"{type(e).__name__}: {e}".replace(str(scratch), f"{signed_root.name} (a copy)")
     try:
         for kind in TAMPER_KINDS:
             _, restore = tamper(scratch, kind, rng)
@@ -442,9 +442,11 @@ class TrustedRun:
         }
 
 
-def run_trusted_datasets(cfg: Any, data: Any = None, n_tamper: int = 100, progress: bool = True) -> TrustedRun:
+def run_trusted_datasets(cfg: Any, data: Any = None, n_tamper: int = 100, progress: bool = True,
+                         study: dict[str, Any] | None = None) -> TrustedRun:
     """Sign, tamper and get caught; train on the verified snapshot vs the tampered feed;
-    then the limit: a curator signs a refresh that was poisoned upstream."""
+    then the limit: a curator signs a refresh that was poisoned upstream. Pass `study` (a
+    `tampering_study` of the snapshot with `cfg.seed`) to reuse one already run."""
     from ..data.scenario import build_scenario_data
     from .manifest import load_faceset, scenario_feeds
     from .monitoring import train_and_measure
@@ -456,7 +458,8 @@ def run_trusted_datasets(cfg: Any, data: Any = None, n_tamper: int = 100, progre
     sign_dataset(feeds.snapshot, priv, "curator")
     runs = [verify_dataset(feeds.snapshot, trusted) for _ in range(3)]
     refusals = demonstrate_refusals(feeds.snapshot, trusted, stranger)
-    study = tampering_study(feeds.snapshot, trusted, n_tamper, cfg.seed, progress=progress)
+    if study is None or study.get("tamperings_tried") != n_tamper:
+        study = tampering_study(feeds.snapshot, trusted, n_tamper, cfg.seed, progress=progress)
     try:  # the feed server now serves the refresh, next to the curator's snapshot signature
         verify_dataset(feeds.refresh, trusted, decode=False, signature_path=feeds.snapshot / SIGNATURE)
         feed_error = "ACCEPTED"
@@ -471,8 +474,8 @@ def run_trusted_datasets(cfg: Any, data: Any = None, n_tamper: int = 100, progre
                       sp, on_sp)
 
 
-def trusted_datasets_section(cfg: Any, progress: bool = False) -> dict[str, Any]:
-    """controls.trusted_datasets for the scenario JSON (cached)."""
+def trusted_datasets_section(cfg: Any, progress: bool = False, study: dict[str, Any] | None = None) -> dict[str, Any]:
+    """controls.trusted_datasets for the scenario JSON (cached; `study` as in run_trusted_datasets)."""
     from ..artifacts import load_or_build
     from ..attack.scenario import backbone_key, poisoned_dataset
     from ..data.scenario import build_scenario_data
@@ -480,5 +483,6 @@ def trusted_datasets_section(cfg: Any, progress: bool = False) -> dict[str, Any]
     data = build_scenario_data(cfg)
     key = f"{backbone_key(cfg)}-{poisoned_dataset(cfg, data).faces.fingerprint()[:10]}-p1"
     art = load_or_build("control-trusted-datasets", cfg,
-                        lambda: ({}, {"metrics": run_trusted_datasets(cfg, data, progress=progress).section()}), key=key)
+                        lambda: ({}, {"metrics": run_trusted_datasets(cfg, data, progress=progress, study=study).section()}),
+                        key=key)
     return art.metrics
