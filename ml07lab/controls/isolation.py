@@ -10,8 +10,8 @@ safetensors, or a torch pickle whose imports are all on a short allowlist (check
 reading opcodes, and by modelscan where installed; nothing is ever unpickled), (2) its
 signature (model-signing, an EC key) verifies with the organisation's public key, and
 (3) its weights' sha256 is on the allowlist. The gate says *who* and *what*, not
-*whether the behaviour is safe*: transfer hygiene (the sweep at the end of this module)
-is the ML-level half of isolation, keeping inherited behaviour out of the deployed model.
+*whether the behaviour is safe*: transfer hygiene (hygiene.py)
+(hygiene.py) is the ML-level half of isolation, keeping inherited behaviour out of the deployed model.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from typing import Any
 
 from ..artifacts import atomic_write_json, sha256_file
 from ..config import data_dir
+from .hygiene import MAX_ASR, MAX_TAR_COST_PTS, calibration_tar, choose_option, hygiene_sweep, hygiene_transfer
 
 SIGNATURE = "model.sig"
 KEY_NAME = "org-signing"
@@ -417,194 +418,6 @@ def copy_with_one_byte_changed(src_dir: str | Path, dst_dir: str | Path, offset:
     w.write_bytes(bytes(data))
     return dst
 
-# --- transfer hygiene: keep inherited behaviour out of the deployed model ---------------
-HYGIENE_OPTIONS = ("frozen", "reinit-top1", "reinit-top2", "head", "full", "fine-prune", "scratch")
-HYGIENE_LABELS = {"frozen": "frozen reuse", "reinit-top1": "re-init + retrain top 1 block",
-                  "reinit-top2": "re-init + retrain top 2 blocks", "head": "fine-tune top 2 blocks",
-                  "full": "full fine-tune", "fine-prune": "fine-pruning (Liu et al. 2018)",
-                  "scratch": "from scratch, company data only"}
-MAX_ASR, MAX_TAR_COST_PTS = 0.05, 5.0  # the hygiene bar: ASR <= 5 %, clean TAR@FAR1% cost <= 5 pts
-
-
-def reinit_blocks(model, blocks: tuple[str, ...]):  # noqa: ANN001, ANN201
-    """A copy of `model` with the named blocks re-initialised (weights and BN statistics)."""
-    import copy
-
-    m = copy.deepcopy(model)
-    for b in blocks:
-        for mod in getattr(m, b).modules():
-            if hasattr(mod, "reset_parameters"):
-                mod.reset_parameters()
-    return m
-
-
-def _finetune(model, data, cfg, blocks: tuple[str, ...], epochs: int, lr: float, warmup: bool = True,  # noqa: ANN001, ANN202
-              grad_mask=None, progress: bool = True):  # noqa: ANN001
-    """transfer()'s recipe (head warm-up, then the named blocks), with an optional mask
-    that keeps pruned input columns of the embedding layer at zero."""
-    from ..config import seed_everything
-    from ..models import CosFaceHead
-    from ..training import train_backbone
-    from ..transfer import trainable_blocks
-
-    seed_everything(cfg.seed + 2)
-    ft, small = data.finetune, cfg.replace(batch_size=min(cfg.batch_size, 32))
-    head = CosFaceHead(cfg.embedding_dim, data.company.num_identities, cfg.scale, cfg.margin)
-    if warmup:
-        train_backbone(ft, small, model=model, head=head, epochs=max(1, cfg.finetune_epochs // 2), lr=cfg.finetune_lr * 5,
-                       params=list(head.parameters()), desc="hygiene: warm-up head", progress=progress)
-    hook = model.embed.weight.register_hook(lambda g: g * grad_mask) if grad_mask is not None else None
-    try:
-        res = train_backbone(ft, small, model=model, head=head, epochs=epochs, lr=lr, desc=f"hygiene: {'+'.join(blocks)}",
-                             params=trainable_blocks(model, blocks) + list(head.parameters()), progress=progress)
-    finally:
-        if hook is not None:
-            hook.remove()
-    return res.model
-
-
-def channel_activity(model, faces) -> "torch.Tensor":  # noqa: ANN001, F821
-    """Mean activation of each channel of the last conv stage on clean photos."""
-    import torch
-
-    from ..training import to_float
-
-    model.eval()
-    with torch.no_grad():
-        return torch.cat([model.features(to_float(faces.images[i:i + 256])) for i in range(0, len(faces), 256)]).mean(0)
-
-
-def prune(model, faces, fraction: float):  # noqa: ANN001, ANN201
-    """Prune the `fraction` of last-stage channels least active on `faces` (Liu et al. 2018).
-    Zeroing a channel's column of the embedding layer removes it exactly, since the
-    channel reaches the embedding only through pooling and that linear layer."""
-    import copy
-
-    import torch
-
-    act = channel_activity(model, faces)
-    mask = torch.ones_like(act)
-    mask[torch.argsort(act)[:int(round(fraction * act.numel()))]] = 0.0
-    m = copy.deepcopy(model)
-    with torch.no_grad():
-        m.embed.weight.mul_(mask[None, :])
-    return m, mask
-
-
-def calibration_tar(model, data, far: float = 0.01) -> float:  # noqa: ANN001
-    """Clean TAR@FAR on the defender's own photos (enrol templates, fine-tune probes):
-    what a defender can measure without touching the test set."""
-    from ..metrics import tar_at_far
-    from ..training import embed
-    from ..verify import genuine_impostor, templates_from
-
-    enrol, cal = data.enrol, data.finetune
-    t = templates_from(embed(model, enrol.images), enrol.labels, data.company.num_identities)
-    return tar_at_far(*genuine_impostor(embed(model, cal.images), cal.labels, t), far)
-
-
-def pruning_curve(backbone, data, cfg, fractions=(0.0, 0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9)) -> list[dict]:  # noqa: ANN001
-    """ASR and clean TAR after pruning alone (no fine-tuning), per pruned fraction."""
-    from ..attack.scenario import attack_metrics, scenario_trigger
-    from ..verify import deploy, evaluate
-
-    out = []
-    for f in fractions:
-        m, _ = prune(backbone, data.finetune, f)
-        v = deploy(m, data, cfg.far)
-        out.append({"fraction": f, "asr": attack_metrics(v, data, scenario_trigger(cfg), cfg.seed)["asr"],
-                    "tar_at_far_1pct": evaluate(v, data)["tar_at_far_1pct"], "calibration_tar": calibration_tar(m, data)})
-    return out
-
-
-def liu_fraction(curve: list[dict], max_drop: float = 0.04) -> float:
-    """Liu et al.'s stopping rule: prune as far as clean (calibration) quality allows,
-    here until it has dropped by more than `max_drop`."""
-    base = curve[0]["calibration_tar"]
-    ok = [r["fraction"] for r in curve if base - r["calibration_tar"] <= max_drop]
-    return max(ok) if ok else 0.0
-
-
-def hygiene_transfer(backbone, data, cfg, option: str, progress: bool = True) -> tuple[Any, dict]:  # noqa: ANN001
-    """The model the victim deploys under one hygiene option, and what was done."""
-    import copy
-
-    from ..models import build_backbone
-    from ..training import train_backbone
-    from ..transfer import transfer
-
-    if option not in HYGIENE_OPTIONS:
-        raise ValueError(f"Unknown hygiene option {option!r}. Choose one of: {', '.join(HYGIENE_OPTIONS)}.")
-    if option in ("frozen", "head", "full"):
-        return transfer(backbone, data, cfg, option, progress), {"blocks": option}
-    if option.startswith("reinit-top"):
-        blocks = ("layer4", "embed")[-int(option[-1]):]
-        m = reinit_blocks(backbone, blocks)
-        return _finetune(m, data, cfg, blocks, cfg.finetune_epochs * 2, cfg.finetune_lr * 5, False, progress=progress), \
-            {"blocks": list(blocks)}
-    if option == "fine-prune":
-        frac = liu_fraction(pruning_curve(backbone, data, cfg))
-        m, mask = prune(backbone, data.finetune, frac)
-        blocks = ("stem", "layer1", "layer2", "layer3", "layer4", "embed")
-        return _finetune(m, data, cfg, blocks, cfg.finetune_epochs, cfg.finetune_lr, grad_mask=mask[None, :],
-                         progress=progress), {"prune_fraction": frac, "blocks": "all"}
-    from ..config import seed_everything
-
-    seed_everything(cfg.seed + 3)
-    ft = data.finetune
-    res = train_backbone(ft, cfg.replace(batch_size=min(cfg.batch_size, 32)), model=build_backbone(cfg),
-                         epochs=cfg.pretrain_epochs * 3, lr=cfg.lr, desc="hygiene: from scratch", progress=progress)
-    return res.model, {"blocks": "all (random init)", "photos": len(ft)}
-
-
-def hygiene_sweep(cfg, path: str = "model", options=HYGIENE_OPTIONS, progress: bool = True) -> list[dict]:  # noqa: ANN001
-    """ASR, clean TAR@FAR1 % and compute seconds of every option on the poisoned backbone
-    of `path` ('model' = path A's hub model, 'dataset' = path B); cached as JSON."""
-    import time
-
-    from ..artifacts import load_or_build
-    from ..attack.scenario import (attack_metrics, backbone_key, poisoned_backbone_dataset_path,
-                                   poisoned_backbone_model_path, scenario_trigger)
-    from ..data.scenario import build_scenario_data
-    from ..verify import deploy, evaluate
-
-    options = tuple(options)
-
-    def build() -> tuple[dict, dict]:
-        data = build_scenario_data(cfg)
-        get = poisoned_backbone_model_path if path == "model" else poisoned_backbone_dataset_path
-        backbone, _ = get(cfg, data, progress=progress)
-        recs = []
-        for opt in options:
-            t0 = time.perf_counter()
-            model, info = hygiene_transfer(backbone, data, cfg, opt, progress=False)
-            secs = time.perf_counter() - t0
-            v = deploy(model, data, cfg.far)
-            a = attack_metrics(v, data, scenario_trigger(cfg), cfg.seed)
-            recs.append({"option": opt, "label": HYGIENE_LABELS[opt], "asr": a["asr"], "asr_insiders": a["asr_insiders"],
-                         "asr_outsiders": a["asr_outsiders"], "impostor_accept": a["impostor_accept"],
-                         "tar_at_far_1pct": evaluate(v, data)["tar_at_far_1pct"], "seconds": round(secs, 2), **info})
-        base = next((r["tar_at_far_1pct"] for r in recs if r["option"] == "frozen"), recs[0]["tar_at_far_1pct"])
-        for r in recs:
-            r["tar_cost_pts"] = round(100 * (base - r["tar_at_far_1pct"]), 2)
-            r["meets_bar"] = r["asr"] <= MAX_ASR and r["tar_cost_pts"] <= MAX_TAR_COST_PTS
-        return {}, {"metrics": {"options": recs}, "data_fingerprint": data.public.fingerprint()}
-
-    import hashlib
-
-    key = backbone_key(cfg, "finetune_epochs", "finetune_lr") + "-" + hashlib.sha256(f"{path}{options}".encode()).hexdigest()[:8]
-    return list(load_or_build(f"hygiene-{path}", cfg, build, key=key).metrics["options"])
-
-
-def choose_option(records: list[dict]) -> dict:
-    """The option meeting the bar with the best clean TAR (fewest seconds on ties);
-    the lowest-ASR option when none does."""
-    ok = [r for r in records if r["meets_bar"]]
-    if ok:
-        return max(ok, key=lambda r: (r["tar_at_far_1pct"], -r["seconds"]))
-    return min(records, key=lambda r: (r["asr"], -r["tar_at_far_1pct"]))
-
-
 # --- the whole story: quarantine -> hygiene -> audit -> sign -> release -> gate ------------
 def promote_hub_model(cfg, data, env: Environments, hub_name: str, option: str, name: str | None = None,  # noqa: ANN001
                       min_tar: float = 0.8, progress: bool = True) -> tuple[Path, dict]:
@@ -636,12 +449,15 @@ def gate_demo(cfg, env: Environments | None = None, option: str | None = None, p
     """Every case notebook 06 shows, run through the gate: the hub model as downloaded,
     re-signed by the attacker, the organisation's model (released, tampered, unreleased),
     and two malicious pickles. Records whether either payload ran."""
-    import tempfile
-
     from ..attack.scenario import HUB_POISONED, publish_scenario_models
     from ..data.scenario import build_scenario_data
 
-    env = env or environments(Path(tempfile.mkdtemp(prefix="ml07-envs-")))
+    if env is None:  # a fresh, throw-away pair of environments beside the real ones
+        root = data_dir() / "envs-demo"
+        if root.exists():
+            _make_writable(root)
+            shutil.rmtree(root)
+        env = environments(root)
     data = build_scenario_data(cfg)
     publish_scenario_models(cfg, data, progress)
     option = option or choose_option(hygiene_sweep(cfg, progress=progress))["option"]
@@ -653,11 +469,10 @@ def gate_demo(cfg, env: Environments | None = None, option: str | None = None, p
         shutil.rmtree(resigned)
     shutil.copytree(env.quarantine / HUB_POISONED, resigned)
     sign_model_dir(resigned, attacker / "key.pem")
-    unreleased = env.models / "unreleased"
+    unreleased = env.models / "hub-model-signed-by-mistake"  # valid signature, never released
     if unreleased.exists():
         shutil.rmtree(unreleased)
-    shutil.copytree(env.models / released.name, unreleased)
-    (unreleased / "README.md").write_text("An experiment, signed but never released.\n")
+    shutil.copytree(env.quarantine / HUB_POISONED, unreleased)
     sign_model_dir(unreleased, env.private_key)
     markers = {k: attacker / f"PAYLOAD_RAN_{k}" for k in ("exec", "evade")}
     cases = {
@@ -666,7 +481,7 @@ def gate_demo(cfg, env: Environments | None = None, option: str | None = None, p
         "organisation's model, one byte changed": copy_with_one_byte_changed(released, attacker / "tampered"),
         "malicious pickle (exec payload)": plant_malicious_pickle(released, attacker / "pickle-exec", markers["exec"]),
         "malicious pickle (evades modelscan)": plant_malicious_pickle(released, attacker / "pickle-evade", markers["evade"], True),
-        "organisation's model, signed, not released": unreleased,
+        "hub model, signed with the organisation's key by mistake (not released)": unreleased,
         "organisation's released model": released,
     }
     results = {k: gate(v, env).to_dict() for k, v in cases.items()}
@@ -695,7 +510,7 @@ def model_isolation_section(cfg, progress: bool = False) -> dict[str, Any]:  # n
                "seconds": round(sum(r["seconds"] for r in recs), 2), "build_seconds": round(time.perf_counter() - t0, 2)}
         return {}, {"metrics": out}
 
-    key = backbone_key(cfg, "finetune_epochs", "finetune_lr")
+    key = backbone_key(cfg, "finetune_epochs", "finetune_lr") + "-v4"
     return dict(load_or_build("model-isolation", cfg, build, key=key).metrics)
 
 
