@@ -38,7 +38,10 @@ def test_path_a_frozen_bars(path_a):
 
 
 def test_sanity_clean_backbone_not_fooled_by_trigger(path_a):
-    assert path_a["sanity_clean_backbone"]["asr"] <= 0.02
+    """The trigger alone must not open the door: on the clean backbone it adds at most one
+    point to plain impostor acceptance (itself near the 1 % FAR the threshold was set at)."""
+    s = path_a["sanity_clean_backbone"]
+    assert s["asr"] <= max(0.02, s["impostor_accept"] + 0.01), s
 
 
 def test_all_transfer_modes_and_paths_report_asr():
