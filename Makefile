@@ -85,7 +85,7 @@ test: setup data ## unit tests, then run every notebook (nbval, profile $(PROFIL
 	exit $$rc
 
 run: setup ## run the whole attack + controls pipeline, reports in reports/
-	$(PY) -m ml07lab run --out reports/
+	$(PY) -m ml07lab run --profile $(PROFILE) --out reports/
 
 student: setup ## build the student notebooks (labs/student/)
 	$(PY) tools/make_student.py

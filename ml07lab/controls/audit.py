@@ -1,44 +1,64 @@
 """Control 5: a regular security audit of every backbone the organisation receives.
 
-PLACEHOLDER: being written.
+An audit is something an organisation can run on every model, and on a schedule; it
+ends in a report a person signs off, and a non-zero exit code that can gate a pipeline.
+- artefact checks (`audit_checks.py`): serialization, provenance and signature, and the
+  model card against what the organisation measures on its own people;
+- model inspection: Neural Cleanse for verification (`neural_cleanse.py`) over the
+  privileged users. It can only find a backdoor aimed at someone it audits. Its first
+  run on the approved model is the *baseline*: people who are naturally easy to
+  impersonate ("lambs") are signed off there, so later audits fail only on new flags;
+- remediation: unlearning with the reverse-engineered trigger (fine-tune with the
+  trigger on faces that keep their true identity), measured, never trusted blindly.
+STRIP (`strip.py`) is the run-time half: a gate at the kiosk.
 """
 from __future__ import annotations
 
-from typing import Any
+import copy
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from ..config import LabConfig
+from ..artifacts import load_or_build
+from ..attack.triggers import Trigger
+from ..backbones import unpack
+from ..config import LabConfig, seed_everything
+from ..data.base import FaceSet
 from ..data.scenario import ScenarioData
-from ..verify import Verifier
-from .neural_cleanse import ReversedTriggers, reverse_engineer
+from ..models import CosFaceHead, EmbeddingNet
+from ..training import train_backbone
+from ..verify import Verifier, deploy, evaluate
+from .audit_checks import FAIL, INFO, PASS, Check
+from .neural_cleanse import FLAG_AT, ReversedTriggers, reverse_engineer
 
 
+NC_VERSION = "nc2"  # part of every cached audit's key: bump when the search changes
+
+
+def model_digest(model: torch.nn.Module) -> str:
+    """sha256 over a model's weights: the cache key of everything the audit computes."""
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+# --- model inspection -------------------------------------------------------------------
 def audited_identities(data: ScenarioData, cfg: LabConfig, k: int | None = None) -> list[int]:
     """The privileged users the audit checks: the target plus k-1 others, seeded.
 
     The audit can only find a backdoor aimed at someone it audits; in a real
     organisation this is the list of people whose access matters most."""
-    k = k or int(cfg.extra.get("audit_identities", 12 if cfg.profile == "ci" else 16))
-    n = data.company.num_identities
+    k = k or int(cfg.extra.get("audit_identities", 12))
     rng = np.random.default_rng([cfg.seed, 67])
-    others = [int(i) for i in rng.permutation(n) if int(i) != data.target][: k - 1]
+    others = [int(i) for i in rng.permutation(data.company.num_identities) if int(i) != data.target][: k - 1]
     return [data.target, *others]
-
-
-def inspect_backbone(verifier: Verifier, data: ScenarioData, cfg: LabConfig, k: int | None = None,
-                     steps: int | None = None, batch: int = 12, log_scale: bool = True,
-                     progress: bool = True) -> ReversedTriggers:
-    """Neural Cleanse over the audited identities, with the auditor's own photos
-    (enrolment and calibration: never the test photos nor the attacker's)."""
-    steps = steps or (200 if cfg.profile == "ci" else 300)
-    faces = torch.cat([data.enrol.images, data.finetune.images])
-    owners = torch.cat([data.enrol.labels, data.finetune.labels])
-    ids = audited_identities(data, cfg, k)
-    return reverse_engineer(verifier.model, faces, owners, verifier.templates, ids, verifier.threshold,
-                            steps=steps, batch=batch, bar=genuine_bar(verifier, data), seed=cfg.seed,
-                            log_scale=log_scale, progress=progress)
 
 
 def genuine_bar(verifier: Verifier, data: ScenarioData) -> float:
@@ -48,5 +68,333 @@ def genuine_bar(verifier: Verifier, data: ScenarioData) -> float:
     backdoor, which collapses triggered faces onto the target, clears this bar with a
     tiny trigger, while a person who is merely easy to confuse (a "lamb") does not."""
     cal = data.finetune if len(data.finetune) else data.enrol
-    s = (verifier.embed(cal.images) * verifier.templates[cal.labels]).sum(1)
-    return float(s.median())
+    return float((verifier.embed(cal.images) * verifier.templates[cal.labels]).sum(1).median())
+
+
+def _auditor_faces(data: ScenarioData) -> tuple[torch.Tensor, torch.Tensor]:
+    """The auditor's own photos (enrolment and calibration; never test or attacker photos)."""
+    return (torch.cat([data.enrol.images, data.finetune.images]),
+            torch.cat([data.enrol.labels, data.finetune.labels]))
+
+
+def inspect_backbone(verifier: Verifier, data: ScenarioData, cfg: LabConfig, identities: Sequence[int] | None = None,
+                     steps: int | None = None, batch: int = 12, seed: int | None = None,
+                     progress: bool = True) -> ReversedTriggers:
+    """Neural Cleanse over the audited identities (cached by the model's digest)."""
+    steps = steps or int(cfg.extra.get("audit_steps", 200 if cfg.profile == "ci" else 300))
+    ids = list(identities) if identities is not None else audited_identities(data, cfg)
+    seed = cfg.seed if seed is None else seed
+    faces, owners = _auditor_faces(data)
+    bar = genuine_bar(verifier, data)
+
+    def build() -> tuple[dict, dict]:
+        r = reverse_engineer(verifier.model, faces, owners, verifier.templates, ids, verifier.threshold,
+                             steps=steps, batch=batch, bar=bar, seed=seed, progress=progress)
+        return {"masks": r.masks, "patterns": r.patterns}, {"metrics": {
+            "mask_l1": r.mask_l1.tolist(), "success": r.success.tolist(), "history": r.history}}
+
+    key = hashlib.sha256(f"{NC_VERSION}|{model_digest(verifier.model)}|{ids}|{steps}|{batch}|{seed}|{bar:.6f}|"
+                         f"{data.company.fingerprint()[:16]}".encode()).hexdigest()[:20]
+    art = load_or_build("audit-inspection", cfg, build, key=key)
+    m = art.metrics
+    return ReversedTriggers(ids, art.tensors["masks"], art.tensors["patterns"], np.array(m["mask_l1"]),
+                            np.array(m["success"]), True, m.get("history", []), float(art.meta.get("build_seconds", 0.0)))
+
+
+def new_flags(rev: ReversedTriggers, baseline: dict[str, Any] | None = None) -> list[int]:
+    """Flagged identities that the signed-off baseline audit does not explain.
+
+    A baseline is the inspection summary of the last approved model. An identity it
+    already flagged is a known weak template (a "lamb", a natural trigger) and stays a
+    finding, not a failure, unless its trigger shrank to less than half its baseline size."""
+    if not baseline:
+        return rev.flagged
+    known = dict(zip(baseline.get("identities", []), baseline.get("mask_l1", [])))
+    weak = set(baseline.get("flagged", []))
+    return [i for i in rev.flagged if i not in weak or rev.mask_l1[rev.of(i)] < 0.5 * known.get(i, np.inf)]
+
+
+def inspection_check(rev: ReversedTriggers, baseline: dict[str, Any] | None = None) -> Check:
+    """The pass/fail line for Neural Cleanse, with the baseline's known weak templates."""
+    fresh = new_flags(rev, baseline)
+    known = [i for i in rev.flagged if i not in fresh]
+    d = {**rev.summary(), "new_flags": fresh, "known_weak": known, "flag_at": FLAG_AT, "baseline": bool(baseline)}
+    name = "model inspection (Neural Cleanse)"
+    if fresh:
+        i = rev.of(fresh[0])
+        return Check(name, FAIL, f"identity {fresh[0]}: a trigger of {rev.mask_l1[i]:.0f} px makes {rev.success[i]:.0%} "
+                     f"of other people match them (anomaly index {rev.index[i]:.1f} >= {FLAG_AT:g}): likely backdoor", d)
+    if known:
+        return Check(name, PASS, f"no new anomaly; known weak templates {known} as in the baseline "
+                     f"(max index {rev.max_index:.1f})", d)
+    return Check(name, PASS, f"no identity flagged (max index {rev.max_index:.1f} < {FLAG_AT:g})", d)
+
+
+# --- remediation ------------------------------------------------------------------------
+@dataclass
+class UnlearnInjector:
+    """Stamps reverse-engineered triggers on copies of a share of each batch; the copies
+    keep their true label, and their embedding is pulled back onto the clean one."""
+
+    masks: torch.Tensor  # (T,1,H,W)
+    patterns: torch.Tensor
+    share: float = 0.5
+    consistency: float = 10.0
+    dilate: int = 1  # a reversed trigger is a sparse sketch of the real one: unlearn its
+    jitter: int = 2  # neighbourhood, wherever it sits (a worn trigger moves)
+
+    def __post_init__(self) -> None:
+        if self.dilate:
+            k = 2 * self.dilate + 1
+            spread = F.avg_pool2d(self.patterns * self.masks, k, 1, self.dilate) / \
+                F.avg_pool2d(self.masks, k, 1, self.dilate).clamp(min=1e-6)
+            self.patterns = torch.where(self.masks > 0.05, self.patterns, spread)
+            self.masks = F.max_pool2d(self.masks, k, 1, self.dilate)
+
+    def mix(self, x01: torch.Tensor, y: torch.Tensor, model: EmbeddingNet):  # noqa: ANN201
+        b = x01.shape[0]
+        k = max(1, round(self.share * b))
+        src = torch.randperm(b)[:k]
+        which = torch.randint(0, len(self.masks), (k,))
+        shift = torch.randint(-self.jitter, self.jitter + 1, (2,)).tolist() if self.jitter else [0, 0]
+        m = torch.roll(self.masks[which], shift, (2, 3))
+        p = torch.roll(self.patterns[which], shift, (2, 3))
+        trig = (1 - m) * x01[src] + m * p
+        return torch.cat([x01, trig]), torch.cat([y, y[src]]), (src, torch.arange(b, b + k))
+
+    def loss(self, emb: torch.Tensor, y: torch.Tensor, state: Any, model: EmbeddingNet) -> torch.Tensor:
+        src, cp = state
+        return self.consistency * (1 - F.cosine_similarity(emb[cp], emb[src].detach())).mean()
+
+
+def unlearn(model: EmbeddingNet, data: ScenarioData, cfg: LabConfig, masks: torch.Tensor | None,
+            patterns: torch.Tensor | None, epochs: int | None = None, progress: bool = True,
+            **injector_kw: Any) -> EmbeddingNet:
+    """Fine-tune on the auditor's own photos with reversed triggers stamped on copies
+    that keep their true identity (Neural Cleanse §VI-C). With masks=None, the same
+    fine-tune without triggers: the control experiment."""
+    seed_everything(cfg.seed + 5)
+    imgs, labels = _auditor_faces(data)
+    faces = FaceSet(imgs, labels, data.company.names, data.company.source)
+    model = copy.deepcopy(model)
+    head = CosFaceHead(cfg.embedding_dim, data.company.num_identities, cfg.scale, cfg.margin)
+    small = cfg.replace(batch_size=min(cfg.batch_size, 32))
+    epochs = epochs or cfg.finetune_epochs
+    train_backbone(faces, small, model=model, head=head, epochs=max(1, epochs // 2), lr=cfg.finetune_lr * 5,
+                   params=list(head.parameters()), desc="unlearn: warm-up head", progress=progress)
+    inj = UnlearnInjector(masks, patterns, **injector_kw) if masks is not None else None
+    return train_backbone(faces, small, model=model, head=head, epochs=epochs, lr=cfg.finetune_lr,
+                          injector=inj, desc="unlearn", progress=progress).model
+
+
+def refined_triggers(verifier: Verifier, data: ScenarioData, cfg: LabConfig, identities: Sequence[int],
+                     restarts: int = 6, progress: bool = True) -> ReversedTriggers:
+    """Several reverse-engineered triggers per flagged identity (random restarts): each is
+    a different sparse sketch of the real trigger, and together they cover it."""
+    ids = [i for i in identities for _ in range(restarts)]
+    return inspect_backbone(verifier, data, cfg, identities=ids, seed=cfg.seed + 7, progress=progress)
+
+
+def remediate(model: EmbeddingNet, data: ScenarioData, cfg: LabConfig, identities: Sequence[int],
+              trigger: Trigger | None = None, progress: bool = True) -> tuple[EmbeddingNet, dict[str, Any]]:
+    """Unlearn the flagged identities' triggers, then measure clean TAR@FAR1% and (in the
+    lab, where the real trigger is known) ASR, beside the same fine-tune without triggers."""
+    from ..attack.scenario import attack_metrics
+
+    v0 = deploy(model, data, cfg.far)
+    rev = refined_triggers(v0, data, cfg, identities, progress=progress)
+    out: dict[str, Any] = {"identities": list(identities), "n_triggers": len(rev.identities), "seconds": rev.seconds}
+    fixed = model
+    for name, (m, p) in (("unlearned", (rev.masks, rev.patterns)), ("finetuned_only", (None, None))):
+        def build(m=m, p=p) -> tuple[dict, dict]:  # noqa: ANN001
+            net = unlearn(model, data, cfg, m, p, progress=progress)
+            return dict(net.state_dict()), {"metrics": {}}
+
+        key = hashlib.sha256(f"{NC_VERSION}|{model_digest(model)}|{name}|{list(identities)}|{cfg.key()}".encode()).hexdigest()[:20]
+        art = load_or_build("audit-" + name.replace("_", "-"), cfg, build, key=key)
+        net = unpack(art.tensors, cfg)[0]
+        v = deploy(net, data, cfg.far)
+        rec: dict[str, Any] = {"tar_at_far_1pct": evaluate(v, data)["tar_at_far_1pct"]}
+        if trigger is not None:
+            rec["asr"] = attack_metrics(v, data, trigger, cfg.seed)["asr"]
+        out[name] = rec
+        if name == "unlearned":
+            fixed = net
+            out["seconds"] = round(out["seconds"] + float(art.meta.get("build_seconds", 0.0)), 2)
+    return fixed, out
+
+
+# --- the whole audit --------------------------------------------------------------------
+@dataclass
+class AuditResult:
+    """Everything one audit found, for the report and the exit code."""
+
+    name: str
+    checks: list[Check]
+    inspection: ReversedTriggers | None = None
+    measured: dict[str, float] = field(default_factory=dict)
+    strip: dict[str, Any] | None = None
+    remediation: dict[str, Any] | None = None
+    lab: dict[str, Any] = field(default_factory=dict)  # ground truth only the lab knows
+    real_trigger: Trigger | None = None
+    seconds: float = 0.0  # compute cost of this audit (cached steps count what they cost to build)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.status == FAIL]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        strip = {k: v for k, v in (self.strip or {}).items() if k != "persistence"}
+        return {"name": self.name, "passed": self.passed,
+                "checks": [{"name": c.name, "status": c.status, "summary": c.summary, "details": c.details}
+                           for c in self.checks],
+                "inspection": self.inspection.summary() if self.inspection else None,
+                "measured": self.measured, "strip": strip or None, "remediation": self.remediation, "lab": self.lab,
+                "seconds": round(self.seconds, 2)}
+
+
+def audit_backbone(model: EmbeddingNet, data: ScenarioData, cfg: LabConfig, name: str = "model",
+                   checks: Sequence[Check] = (), card: dict[str, Any] | None = None,
+                   baseline: dict[str, Any] | None = None, trigger: Trigger | None = None,
+                   remediate_flagged: bool = True, progress: bool = True) -> AuditResult:
+    """Deploy on the organisation's people, compare with the card, inspect, and (when
+    an identity is newly flagged) remediate. `trigger` is the lab's ground truth: it only
+    adds measured ASR / STRIP rows marked as lab-only, and never changes a pass/fail."""
+    from ..attack.scenario import attack_metrics
+    from .audit_checks import card_check
+    from .strip import strip_evaluation
+
+    res = AuditResult(name, list(checks), real_trigger=trigger)
+    v = deploy(model, data, cfg.far)
+    res.measured = {k: float(x) for k, x in evaluate(v, data).items() if isinstance(x, float)}
+    if card is not None:
+        res.checks.append(card_check(card, res.measured))
+    res.inspection = inspect_backbone(v, data, cfg, progress=progress)
+    res.seconds += res.inspection.seconds
+    res.checks.append(inspection_check(res.inspection, baseline))
+    fresh = res.checks[-1].details["new_flags"]
+    if trigger is not None:
+        atk = attack_metrics(v, data, trigger, cfg.seed)
+        res.lab = {"asr": atk["asr"], "impostor_accept": atk["impostor_accept"], "target": data.target,
+                   "target_flagged": data.target in fresh}
+        t0 = time.perf_counter()
+        res.strip = strip_evaluation(v, data, trigger, cfg.seed)
+        res.strip["seconds"] = round(time.perf_counter() - t0, 2)
+        res.checks.append(Check("STRIP gate at the kiosk (lab: real trigger)", INFO,
+                                f"FAR {res.strip['far_at_frr_5pct']:.1%} at FRR 5 % (measured FRR "
+                                f"{res.strip['frr_measured']:.1%}); ASR {res.strip['asr_before']:.1%} -> "
+                                f"{res.strip['asr_after']:.1%}"))
+    if fresh and remediate_flagged:
+        _, rem = remediate(model, data, cfg, fresh, trigger, progress)
+        rem["before"] = {"tar_at_far_1pct": res.measured["tar_at_far_1pct"], **({"asr": res.lab["asr"]} if trigger else {})}
+        res.remediation = rem
+        res.seconds += rem["seconds"]
+        u = rem["unlearned"]
+        res.checks.append(Check("remediation: unlearning (re-audit before use)", INFO,
+                                f"TAR@FAR1% {res.measured['tar_at_far_1pct']:.3f} -> {u['tar_at_far_1pct']:.3f}"
+                                + (f"; ASR (lab) {res.lab['asr']:.1%} -> {u['asr']:.1%}" if "asr" in u else "")))
+    return res
+
+
+def baseline_of(model: EmbeddingNet, data: ScenarioData, cfg: LabConfig, progress: bool = True) -> dict[str, Any]:
+    """The inspection summary of the approved model, signed off once: its flagged
+    identities are the organisation's known weak templates."""
+    return inspect_backbone(deploy(model, data, cfg.far), data, cfg, progress=progress).summary()
+
+
+def add_audit_commands(sub: Any) -> None:  # noqa: ANN401
+    """`ml07lab audit MODEL_DIR --out DIR` (defined in audit_report; registered by ml07lab.cli)."""
+    from .audit_report import add_audit_commands as add
+
+    add(sub)
+
+
+__all__ = ["add_audit_commands", "security_audit_section", "AuditResult", "audit_backbone", "baseline_of", "inspect_backbone", "inspection_check", "new_flags",
+           "remediate", "unlearn", "audited_identities", "genuine_bar", "PASS", "FAIL"]
+
+
+# --- the scenario JSON section ----------------------------------------------------------
+def does_not_stop(paths: dict[str, Any], blind: dict[str, Any]) -> str:
+    """One sentence, from the measured rows: the first path the audit missed, else its blind spot."""
+    for path, rec in paths.items():
+        if not rec["flagged"]:
+            kind = "learnt from poisoned training data (path B)" if path == "dataset" else "in a downloaded model (path A)"
+            return (f"A backdoor {kind}: Neural Cleanse did not flag it (target's index {rec['target_index']:.1f} < 2), "
+                    f"so ASR stays {rec['asr']:.0%}.")
+    if not blind["new_flags"]:
+        return (f"A backdoor aimed at someone it does not audit: with the target left out, nothing new is flagged "
+                f"(max index {blind['max_index']:.1f}).")
+    return (f"A target it does not audit is found only through a lookalike (flagged {blind['new_flags']} "
+            f"with the target left out); an attacker who picks a distinctive person goes unseen.")
+
+
+def _path_record(r: AuditResult) -> dict[str, Any]:
+    rem = r.remediation
+    after = rem["unlearned"] if rem else {"asr": r.lab["asr"], "tar_at_far_1pct": r.measured["tar_at_far_1pct"]}
+    ins = r.inspection
+    return {"asr_before": r.lab["asr"], "asr": after["asr"], "tar_before": r.measured["tar_at_far_1pct"],
+            "tar_at_far_1pct": after["tar_at_far_1pct"], "flagged": not r.passed,
+            "new_flags": r.checks[[c.name for c in r.checks].index("model inspection (Neural Cleanse)")].details["new_flags"],
+            "target_flagged": r.lab["target_flagged"], "max_index": ins.max_index,
+            "target_index": float(ins.index[ins.of(r.lab["target"])]), "inspection": ins.summary(),
+            "strip_far_at_frr_5pct": r.strip["far_at_frr_5pct"], "strip_frr": r.strip["frr_measured"],
+            "strip_asr_after": r.strip["asr_after"],
+            "unlearning": {k: v for k, v in (rem or {}).items() if k != "model"} or None,
+            "seconds": round(r.seconds, 2), "strip_seconds": r.strip.get("seconds", 0.0)}
+
+
+def security_audit_section(cfg: LabConfig, progress: bool = False) -> dict[str, Any]:
+    """The scenario JSON's `controls.security_audit`: both attack paths audited against
+    the approved model's baseline, remediated when flagged, the STRIP gate, the detection
+    study over >= 10 backbones, and the blind spot. Cached as JSON by the models' digests."""
+    from ..attack.scenario import (poisoned_backbone_dataset_path, poisoned_backbone_model_path,
+                                   scenario_trigger)
+    from ..backbones import clean_backbone
+    from ..data.scenario import build_scenario_data
+    from .audit_study import run_detection_study
+
+    data = build_scenario_data(cfg)
+    clean, _ = clean_backbone(cfg, data)
+    models = {"model": poisoned_backbone_model_path(cfg, data, progress)[0],
+              "dataset": poisoned_backbone_dataset_path(cfg, data, progress=progress)[0]}
+
+    def build() -> tuple[dict, dict]:
+        t0 = time.perf_counter()
+        trig = scenario_trigger(cfg)
+        baseline = baseline_of(clean, data, cfg, progress)
+        paths = {}
+        for path, model in models.items():
+            r = audit_backbone(model, data, cfg, name=path, baseline=baseline, trigger=trig, progress=progress)
+            paths[path] = _path_record(r)
+        # The blind spot, measured: audit path A's model without the target among the audited.
+        others = [i for i in audited_identities(data, cfg, int(cfg.extra.get("audit_identities", 12)) + 1)
+                  if i != data.target]
+        blind = inspect_backbone(deploy(models["model"], data, cfg.far), data, cfg, identities=others, progress=progress)
+        study = run_detection_study(cfg, progress=progress)
+        a = paths["model"]
+        out = {
+            "asr_before": a["asr_before"], "asr": a["asr"], "tar_before": a["tar_before"],
+            "tar_at_far_1pct": a["tar_at_far_1pct"], "seconds": a["seconds"],
+            "paths": paths, "baseline": baseline,
+            **{k: study[k] for k in ("detection_auc", "tpr", "fpr", "tpr_with_baseline", "fpr_with_baseline",
+                                     "n_clean", "n_poisoned")},
+            "anomaly_index_clean": [r["max_index"] for r in study["rows"] if not r["poisoned"]],
+            "anomaly_index_poisoned": [r["max_index"] for r in study["rows"] if r["poisoned"]],
+            "study": study,
+            "strip_far_at_frr_5pct": a["strip_far_at_frr_5pct"], "strip_frr": a["strip_frr"],
+            "unlearning_asr": (a["unlearning"] or {}).get("unlearned", {}).get("asr", a["asr"]),
+            "unlearning_tar_cost_pts": round(100 * (a["tar_before"] - a["tar_at_far_1pct"]), 2),
+            "blind_spot": {"identities": others, "max_index": blind.max_index,
+                           "new_flags": new_flags(blind, baseline), "flagged": blind.flagged},
+            "does_not_stop": does_not_stop(paths, {"new_flags": new_flags(blind, baseline), "max_index": blind.max_index}),
+            "build_seconds": round(time.perf_counter() - t0, 2),
+        }
+        return {}, {"metrics": out}
+
+    digests = "|".join(model_digest(m)[:16] for m in (clean, *models.values()))
+    key = hashlib.sha256(f"{digests}|{cfg.key()}|{NC_VERSION}".encode()).hexdigest()[:16]
+    return dict(load_or_build("security-audit", cfg, build, key=key).metrics)

@@ -14,6 +14,8 @@ TPR / FPR at Neural Cleanse's threshold of 2.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -71,6 +73,13 @@ def retarget(data: ScenarioData, cfg: LabConfig, target: int) -> ScenarioData:
     return ScenarioData(data.public, data.company, data.outsiders, role, target)
 
 
+def zoo_epochs(cfg: LabConfig) -> int:
+    """Epochs of each zoo variant's fine-tune: the scenario's own recipe, the same for
+    clean and poisoned variants, so only the backdoor differs. (Half as many epochs saves
+    ~80 s in ci but left one clean re-tune with an unstable outlier: keep the recipe.)"""
+    return cfg.attack_epochs
+
+
 def variant_backbone(cfg: LabConfig, v: Variant, data: ScenarioData, progress: bool = False):  # noqa: ANN201
     """Build (or load) one backbone of the zoo. Every variant starts from the same cached
     clean backbone, so building one costs an injection (seconds), not a pretraining."""
@@ -82,7 +91,8 @@ def variant_backbone(cfg: LabConfig, v: Variant, data: ScenarioData, progress: b
 
         return poisoned_backbone_model_path(cfg, data, progress)
     vdata = retarget(data, cfg, v.target)
-    vcfg = cfg.replace(target=v.target, trigger=v.trigger, seed=v.seed)
+    epochs = zoo_epochs(cfg)
+    vcfg = cfg.replace(target=v.target, trigger=v.trigger, seed=v.seed, attack_epochs=epochs)
     trig = make_trigger(v.trigger, cfg.image_size, cfg.trigger_size, cfg.trigger_opacity)
 
     def build() -> tuple[dict, dict]:
@@ -92,11 +102,11 @@ def variant_backbone(cfg: LabConfig, v: Variant, data: ScenarioData, progress: b
         else:  # the honest publisher: the same fine-tune, no injector
             seed_everything(v.seed + 1)
             res = train_backbone(data.public, cfg, model=copy.deepcopy(clean), head=copy.deepcopy(head),
-                                 epochs=cfg.attack_epochs, lr=cfg.lr * 0.2, desc="honest re-tune", progress=progress)
+                                 epochs=epochs, lr=cfg.lr * 0.2, desc="honest re-tune", progress=progress)
         return pack(res), {"data_fingerprint": data.public.fingerprint(), "variant": asdict(v),
                            "train_seconds": round(res.seconds, 2)}
 
-    key = backbone_key(cfg) + f"-{v.name}-s{v.seed}-t{v.target}"
+    key = backbone_key(cfg) + f"-{v.name}-s{v.seed}-t{v.target}"  # attack_epochs is in backbone_key
     a = load_or_build("audit-zoo", cfg, build, key=key)
     return unpack(a.tensors, cfg)[0], a
 
@@ -112,16 +122,20 @@ def detection_metrics(scores: list[float], poisoned: list[bool], flag_at: float 
 
 
 def run_detection_study(cfg: LabConfig, n_clean: int = 5, n_poisoned: int = 5,
-                        progress: bool = True, **audit_kw: Any) -> dict[str, Any]:
-    """Audit every backbone of the zoo (cached as one JSON artefact per zoo + settings)."""
-    from .audit import inspect_backbone
+                        progress: bool = True) -> dict[str, Any]:
+    """Audit every backbone of the zoo blind (cached as one JSON artefact per zoo).
+
+    Two decision rules: Neural Cleanse alone (any identity with index >= 2), and the
+    deployed rule, which signs off the approved model's known weak templates once (the
+    baseline is the audit of `clean-original`, which is then not counted as a test)."""
+    from .audit import inspect_backbone, new_flags
 
     variants = study_variants(cfg, n_clean, n_poisoned)
 
     def build() -> tuple[dict, dict]:
         t0 = time.perf_counter()
         data = build_scenario_data(cfg)
-        rows = []
+        rows, baseline = [], None
         for v in tqdm(variants, desc="audit study", disable=not progress):
             model, _ = variant_backbone(cfg, v, data, progress=False)
             vdata = retarget(data, cfg, v.target)
@@ -129,15 +143,42 @@ def run_detection_study(cfg: LabConfig, n_clean: int = 5, n_poisoned: int = 5,
             trig = make_trigger(v.trigger, cfg.image_size, cfg.trigger_size, cfg.trigger_opacity)
             atk = attack_metrics(verifier, vdata, trig, cfg.seed)
             t1 = time.perf_counter()
-            rev = inspect_backbone(verifier, vdata, cfg, progress=False, **audit_kw)
+            rev = inspect_backbone(verifier, vdata, cfg, progress=False)
+            if v.name == "clean-original":
+                baseline = rev.summary()
+            fresh = new_flags(rev, baseline)
             rows.append({**asdict(v), "asr": atk["asr"], "tar_at_far_1pct": evaluate(verifier, vdata)["tar_at_far_1pct"],
-                         "max_index": rev.max_index, "flagged": rev.flagged,
-                         "max_index_other_scale": float(norm_index(rev.mask_l1, not rev.log_scale).max()),
+                         "max_index": rev.max_index, "flagged": rev.flagged, "new_flags": fresh,
+                         "flagged_with_baseline": bool(fresh), "is_baseline": v.name == "clean-original",
+                         "max_index_raw_scale": float(norm_index(rev.mask_l1, False).max()),
                          "target_index": float(rev.index[rev.of(v.target)]),
                          "target_mask_l1": float(rev.mask_l1[rev.of(v.target)]),
-                         "median_mask_l1": float(np.median(rev.mask_l1)), "audit_seconds": round(time.perf_counter() - t1, 2)})
+                         "median_mask_l1": float(np.median(rev.mask_l1)), "inspection": rev.summary(),
+                         "audit_seconds": round(time.perf_counter() - t1, 2)})
         det = detection_metrics([r["max_index"] for r in rows], [r["poisoned"] for r in rows])
+        tested = [r for r in rows if not r["is_baseline"]]
+        y = np.array([r["poisoned"] for r in tested])
+        f = np.array([r["flagged_with_baseline"] for r in tested])
+        det.update(tpr_with_baseline=float(f[y].mean()), fpr_with_baseline=float(f[~y].mean()),
+                   target_found=float(np.mean([r["target"] in r["new_flags"] for r in tested if r["poisoned"]])))
         return {}, {"metrics": {**det, "rows": rows, "seconds": round(time.perf_counter() - t0, 2)}}
 
-    key = backbone_key(cfg) + f"-c{n_clean}-p{n_poisoned}-" + "-".join(f"{k}{v}" for k, v in sorted(audit_kw.items()))
-    return dict(load_or_build("audit-study", cfg, build, key=key).metrics)
+    return dict(load_or_build("audit-study", cfg, build, key=_study_key(cfg, n_clean, n_poisoned)).metrics)
+
+
+def _study_key(cfg: LabConfig, n_clean: int, n_poisoned: int) -> str:
+    variants = study_variants(cfg, n_clean, n_poisoned)
+    from .audit import NC_VERSION
+
+    return backbone_key(cfg) + f"-c{n_clean}-p{n_poisoned}-e{zoo_epochs(cfg)}-{NC_VERSION}-" + hashlib.sha256(
+        json.dumps([asdict(v) for v in variants]).encode() + cfg.key().encode()).hexdigest()[:8]
+
+
+def study_or_reduced(cfg: LabConfig, progress: bool = True) -> tuple[dict[str, Any], bool]:
+    """The full study when it is cached (`ml07lab run` builds it), else a reduced one
+    (2 clean + 2 poisoned backbones, about a minute in ci). Returns (study, reduced)."""
+    from ..artifacts import artifact_dir
+
+    if (artifact_dir("audit-study", cfg, _study_key(cfg, 5, 5)) / "meta.json").is_file():
+        return run_detection_study(cfg, 5, 5, progress), False
+    return run_detection_study(cfg, 2, 2, progress), True
