@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import ast
 import difflib
+import hashlib
 import importlib.util
+import math
+import pickle
 import re
 import sys
 from pathlib import Path
@@ -18,6 +21,7 @@ import torch
 
 from ml07lab import checks
 from ml07lab.config import get_config
+from ml07lab.controls.provenance import DOMAIN
 
 REPO = Path(__file__).resolve().parent.parent
 LABS = REPO / "labs"
@@ -25,7 +29,9 @@ LABS = REPO / "labs"
 # Notebooks that must hold at least one exercise. The lead extends this as notebooks gain
 # theirs (goal: every notebook in labs/).
 EXERCISE_NOTEBOOKS = ["00_threat_model", "01_pretrained_backbone", "02_poison_the_backbone",
-                      "03_transfer_and_attack"]
+                      "03_transfer_and_attack", "04_control_dataset_monitoring", "05_control_trusted_datasets",
+                      "06_control_model_isolation", "07_control_differential_privacy",
+                      "08_control_security_audit", "09_scorecard"]
 DRIFT_MIN_RATIO = 0.9
 
 
@@ -226,6 +232,105 @@ WRONG = [
 ]
 
 
+# --- typical mistakes in the control notebooks' exercises (04-07) ------------------------
+
+def _drift(strict: bool = False, use_min: bool = True, stat=np.median, union: bool = False):  # noqa: ANN001, ANN202
+    def drifting(old: dict, new: dict, min_gain: int) -> list[str]:
+        names = set(old) | set(new)
+        albums = [old.get(n, 0) for n in names] if union else [c for c in old.values() if c > 0]
+        bar = max(min_gain if use_min else 0, float(stat(albums)))
+        gain = {n: new.get(n, 0) - old.get(n, 0) for n in names}
+        return sorted(n for n, g in gain.items() if (g > bar if strict else g >= bar))
+    return drifting
+
+
+def _verify_or_false(key, data: bytes, sig: bytes) -> bool:  # noqa: ANN001
+    from cryptography.exceptions import InvalidSignature
+    try:
+        key.verify(sig, data)
+        return True
+    except InvalidSignature:
+        return False
+
+
+def _mia(m, n, counts: bool = False, thresholds: str = "both") -> float:  # noqa: ANN001
+    m, n = np.asarray(m, dtype=float), np.asarray(n, dtype=float)
+    agg = np.sum if counts else np.mean
+    ts = m if thresholds == "members" else np.r_[m, n]
+    return max(float(agg(m > t) - agg(n > t)) for t in ts)
+
+
+def _largest_eps(bound, pick=max):  # noqa: ANN001, ANN202
+    def choose(eps: list[float], target: float, delta: float) -> float | None:
+        ok = [e for e in eps if bound(e, delta) <= target]
+        return pick(ok) if ok else None
+    return choose
+
+
+def _tight(e: float, d: float) -> float:
+    return (math.exp(e) - 1 + 2 * d) / (math.exp(e) + 1)
+
+
+def _sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def _globals(d: bytes) -> list[tuple[str, str]]:
+    from ml07lab.controls.isolation import pickle_globals
+    return pickle_globals(d)
+
+
+def _allowed() -> set:
+    from ml07lab.controls.isolation import ALLOWED_GLOBALS
+    return ALLOWED_GLOBALS
+
+
+WRONG += [
+    (checks.check_drift, _drift(strict=True), "use >=, not >"),
+    (checks.check_drift, _drift(use_min=False), "max(min_gain"),
+    (checks.check_drift, _drift(stat=np.mean), "not the mean"),
+    (checks.check_drift, _drift(union=True), "old count > 0"),
+    (checks.check_drift, lambda old, new, g: [n for n in old if new.get(n, 0) - old[n] >= max(g, np.median(list(old.values())))],
+     "new in the refresh"),
+    (checks.check_drift, lambda old, new, g: [n for n in new if new[n] - old[n] >= g], "old_counts.get(name, 0)"),
+    (checks.check_modified_files, lambda rec, fs: [p for p, h in rec.items() if p in fs and _sha(fs[p]) != h], "sorted"),
+    (checks.check_modified_files, lambda rec, fs: sorted(p for p, h in rec.items() if p in fs and hashlib.sha256(fs[p]).digest() != h),
+     "hexdigest"),
+    (checks.check_modified_files, lambda rec, fs: sorted(p for p, b in fs.items() if _sha(b) != rec.get(p)), "added files"),
+    (checks.check_modified_files, lambda rec, fs: sorted(p for p, h in rec.items() if _sha(fs[p]) != h), "raised KeyError"),
+    (checks.check_signature, lambda k, p, s: k.verify(s, DOMAIN + p), "return True or False"),
+    (checks.check_signature, lambda k, p, s: (k.verify(s, DOMAIN + p), True)[1], "InvalidSignature"),
+    (checks.check_signature, lambda k, p, s: _verify_or_false(k, p, s), "DOMAIN + payload"),
+    (checks.check_signature, lambda k, p, s: True, "does not raise"),
+    (checks.check_unsafe_imports, lambda d: (pickle.loads(d), [])[1], "RAN"),  # noqa: S301 - the checker's own harmless payload
+    (checks.check_unsafe_imports, lambda d: sorted({f"{m}.{n}" for m, n in _globals(d) if m in ("os", "posix", "subprocess", "builtins")}),
+     "denylist"),
+    (checks.check_unsafe_imports, lambda d: sorted({f"{m}.{n}" for m, n in _globals(d)}), "are allowed"),
+    (checks.check_unsafe_imports, lambda d: [(m, n) for m, n in _globals(d) if (m, n) not in _allowed()], "not tuples"),
+    (checks.check_unsafe_imports, lambda d: [f"{m}.{n}" for m, n in _globals(d) if (m, n) not in _allowed()], "once, sorted"),
+    (checks.check_mia_advantage, lambda m, n: _mia(m, n, counts=True), "shares"),
+    (checks.check_mia_advantage, lambda m, n: _mia(m, n, thresholds="members"), "one below them all"),
+    (checks.check_mia_advantage, lambda m, n: float(np.mean(np.asarray(m, float)) - np.mean(np.asarray(n, float))), "mean scores"),
+    (checks.check_mia_advantage, lambda m, n: max(0.0, _mia(n, m)), "higher score = member"),
+    (checks.check_largest_epsilon, _largest_eps(lambda e, d: math.expm1(e)), "Yeom"),
+    (checks.check_largest_epsilon, _largest_eps(_tight, pick=min), "the largest"),
+    (checks.check_largest_epsilon, _largest_eps(lambda e, d: _tight(e, 0.0)), "δ counts"),
+    (checks.check_largest_epsilon, lambda eps, t, d: max(e for e in eps if _tight(e, d) <= t), "raised ValueError"),
+]
+
+
+# 8.1 and 9.1: a flipped sign, a missing MAD constant; an ASR-only filter, a wrong cost sign.
+WRONG += [
+    (checks.check_anomaly_index, lambda x: (x - np.median(x)) / (1.4826 * np.median(np.abs(x - np.median(x)))),
+     "(median - x)"),
+    (checks.check_anomaly_index, lambda x: (np.median(x) - x) / np.median(np.abs(x - np.median(x))), "1.4826"),
+    (checks.check_controls_meeting, lambda rows, a, c: [r["control"] for r in rows if r["asr_after"] <= a], "AND"),
+    (checks.check_controls_meeting,
+     lambda rows, a, c: [r["control"] for r in rows if r["asr_after"] <= a and r["tar_after"] - r["tar_before"] <= c],
+     "(tar_before - tar_after)"),
+]
+
+
 @pytest.mark.parametrize(("checker", "wrong", "hint"), WRONG, ids=[f"{c.__name__}-{h}" for c, _, h in WRONG])
 def test_checker_rejects_a_typical_mistake_with_a_hint(checker, wrong, hint: str) -> None:  # noqa: ANN001
     with pytest.raises(checks.ExerciseError, match=re.escape(hint)) as err:
@@ -243,3 +348,11 @@ def test_checker_passes_the_kits_own_functions(capsys: pytest.CaptureFixture) ->
     checks.check_threshold_at_far(metrics.threshold_at_far)
     checks.check_asr(metrics.acceptance_rate)
     assert capsys.readouterr().out.count("✅") == 5
+
+
+def test_control_checkers_pass_the_kits_own_functions(capsys: pytest.CaptureFixture) -> None:
+    from ml07lab.controls import membership
+
+    checks.check_mia_advantage(lambda m, n: membership._best_threshold(np.asarray(m, float), np.asarray(n, float))[1])
+    checks.check_largest_epsilon(_largest_eps(membership.tight_bound))
+    assert capsys.readouterr().out.count("✅") == 2
