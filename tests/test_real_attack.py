@@ -2,30 +2,15 @@
 AT&T company people, 32 px. The mirror must be present under CI (see conftest)."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from ml07lab.config import get_config, mirror_dir
+from ml07lab.config import get_config
 
 pytestmark = pytest.mark.real
 
 
 @pytest.fixture(scope="module")
-def real_cfg(tmp_path_factory):
-    mirror = mirror_dir()
-    if not (mirror / "att_faces").is_dir() or not (mirror / "lfw_min5").is_dir():
-        msg = (f"The real-face mirror is missing at {mirror}. Set ML07LAB_MIRROR to a folder "
-               "holding att_faces/ and lfw_min5/ (see data_scripts/README.md).")
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    from ml07lab.config import data_dir
-    from ml07lab.data.fetch import import_mirror, is_prepared
-
-    for name in ("att", "lfw"):
-        if not is_prepared(name, data_dir()):
-            import_mirror(name, mirror, data_dir())
+def real_cfg(real_data):  # noqa: ARG001 - imports the mirror
     return get_config("laptop", dataset="real", image_size=32, width=16, lfw_min_images=20,
                       pretrain_epochs=15, attack_epochs=6, finetune_epochs=6, batch_size=128)
 

@@ -9,13 +9,11 @@ Without the mirror it skips, or fails under CI=true.
 """
 from __future__ import annotations
 
-import os
 
 import pytest
 
 from ml07lab.baselines import raw_pixel_summary
-from ml07lab.config import data_dir, get_config, mirror_dir, seed_everything
-from ml07lab.data import fetch
+from ml07lab.config import get_config, seed_everything
 from ml07lab.data.scenario import build_scenario_data
 from ml07lab.training import train_backbone
 from ml07lab.verify import deploy, evaluate
@@ -27,21 +25,8 @@ pytestmark = pytest.mark.real
 SMALL = dict(image_size=32, lfw_min_images=20, width=16, pretrain_epochs=15, batch_size=128)
 
 
-def require_real_data() -> None:
-    """Import LFW and AT&T from the offline mirror into the data dir (idempotent, seconds)."""
-    m = mirror_dir()
-    if not (m / "SHA256SUMS").is_file():
-        msg = (f"Real-face mirror not found at {m} (no SHA256SUMS). Put the mirror at "
-               "../shared/data beside the checkout or set ML07LAB_MIRROR=/path/to/mirror.")
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    for name in ("att", "lfw"):
-        fetch.import_mirror(name, m, data_dir())
 
-
-def test_lfw_pretraining_transfers_to_att_people() -> None:
-    require_real_data()
+def test_lfw_pretraining_transfers_to_att_people(real_data) -> None:  # noqa: ARG001 - imports the mirror
     cfg = get_config("laptop", **SMALL)
     data = build_scenario_data(cfg)
     assert data.public.num_identities == 62 and data.company.num_identities == 32

@@ -13,27 +13,13 @@ import pytest
 import torch
 from PIL import Image
 
-from ml07lab.config import data_dir, get_config, mirror_dir
-from ml07lab.data import fetch
+from ml07lab.config import get_config
 from ml07lab.data.base import DataError, FaceSet
 from ml07lab.data.scenario import ATTACKER, ENROL, FINETUNE, TEST, ScenarioData, assign_roles, build_scenario_data
 
 # The reduced real setting shared with tests/test_real_backbone.py (one prepared cache).
 REAL_SMALL = dict(image_size=32, lfw_min_images=20)
 
-
-def require_real_data() -> None:
-    """Import LFW and AT&T from the offline mirror into the data dir (idempotent, seconds).
-    Without the mirror: skip, or fail under CI=true, where the mirror is part of the contract."""
-    m = mirror_dir()
-    if not (m / "SHA256SUMS").is_file():
-        msg = (f"Real-face mirror not found at {m} (no SHA256SUMS). Put the mirror at "
-               "../shared/data beside the checkout or set ML07LAB_MIRROR=/path/to/mirror.")
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    for name in ("att", "lfw"):
-        fetch.import_mirror(name, m, data_dir())
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +104,7 @@ def test_too_few_photos_per_person_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.real
-def test_real_pools_are_identity_disjoint_and_roles_hold() -> None:
-    require_real_data()
+def test_real_pools_are_identity_disjoint_and_roles_hold(real_data) -> None:  # noqa: ARG001 - imports the mirror
     cfg = get_config("laptop", **REAL_SMALL)
     d = build_scenario_data(cfg)
     _check_disjoint(d)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..data.base import DataError
+from ..data.cli import _safe  # one clear line instead of a traceback
 
 
 def _emit(obj: dict[str, Any], args: argparse.Namespace) -> None:
@@ -22,18 +23,6 @@ def _emit(obj: dict[str, Any], args: argparse.Namespace) -> None:
 def _json_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
                    help="machine-readable output (to FILE, or stdout when no FILE)")
-
-
-def _safe(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """A DataError becomes one clear line on stderr and exit code 2, not a traceback."""
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except DataError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-    run.__name__ = func.__name__
-    return run
 
 
 def _cmd_manifest(args: argparse.Namespace) -> int:
