@@ -63,7 +63,8 @@ data: setup ## import the real datasets from $(MIRROR) if present, else fetch th
 	fi
 
 lab: setup data ## open JupyterLab on labs/
-	$(VENV)/bin/jupyter lab labs/
+	# Containers and classroom VMs often run as root; Jupyter refuses that unless told.
+	$(VENV)/bin/jupyter lab labs/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 test: setup data ## unit tests, then run every notebook (nbval, profile $(PROFILE))
 	@export ML07LAB_PROFILE="$(PROFILE)"
