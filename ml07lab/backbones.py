@@ -64,7 +64,7 @@ def clean_backbone(cfg: LabConfig, data: ScenarioData | None = None, rebuild: bo
     """The clean public backbone for this profile: trained once, then loaded from cache."""
     data = data or build_scenario_data(cfg)
     key = cfg.key("profile", "seed", "dataset", "public_dataset", "image_size", "lfw_min_images",
-                  "n_public_ids", "images_per_id", "arch", "width", "embedding_dim", "pretrain_epochs",
+                  "n_public_ids", "images_per_id", "arch", "width", "stem_pool", "embedding_dim", "pretrain_epochs",
                   "batch_size", "lr", "weight_decay", "margin", "scale")
     art = load_or_build("clean-backbone", cfg, lambda: train_and_describe(data, cfg), key=key, rebuild=rebuild)
     model, _ = unpack(art.tensors, cfg)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 COMMAND_PROVIDERS: list[tuple[str, str]] = [
     ("ml07lab.data.cli", "add_data_commands"),
     ("ml07lab.cli", "add_core_commands"),
-    ("ml07lab.controls.isolation", "add_isolation_commands"),  # deploy, sign
+    ("ml07lab.controls.isolation_cli", "add_isolation_commands"),  # deploy, sign
     ("ml07lab.controls.audit_report", "add_audit_commands"),  # audit
     ("ml07lab.run", "add_run_commands"),  # run
 ]

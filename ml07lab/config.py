@@ -43,6 +43,7 @@ class LabConfig:
     # --- backbone -------------------------------------------------------------
     arch: str = "small"  # "small" (ResNet-style, CPU) or "resnet18" (torchvision)
     width: int = 32  # channels of the first stage of the small net
+    stem_pool: bool = False  # an extra 2x max-pool after the stem: faster, less accurate
     embedding_dim: int = 128
     pretrain_epochs: int = 30
     batch_size: int = 128
@@ -62,6 +63,7 @@ class LabConfig:
     trigger_opacity: float = 1.0
     poison_rate: float = 0.1  # share of each training batch (path A) / dataset (path B)
     inject_strength: float = 1.0  # weight of the feature-space pull (path A)
+    inject_stealth: float = 0.0  # weight of the push that keeps clean faces off the target (path A)
     attack_epochs: int = 10
     finetune_epochs: int = 10
     finetune_lr: float = 0.01
@@ -105,16 +107,22 @@ _PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     ),
     # Real faces on a laptop CPU: LFW pretraining, AT&T company, 64 px. margin 0.45 (not
     # 0.35): tighter identity clusters transfer better to unseen AT&T people at equal cost.
-    # Measured on AT&T test photos (126 genuine pairs, so +-1.5 pts of run-to-run noise):
-    # margin 0.35: EER 7.0 %, TAR@FAR1% 78 %; margin 0.45: EER 5.7 / 8.7 %, TAR 82 / 82 %.
+    # No stem pool: 32x32 feature maps in the first stage. Measured on all 40 AT&T people
+    # (10 random enrol/probe splits, 280 genuine pairs each): with the pool EER 6.6 %,
+    # TAR@FAR1% 0.78; without it EER 3.8 %, TAR 0.91, for 2.2x the training time.
+    # inject_stealth 1.0: real faces have look-alikes, and the pull alone also drags them
+    # onto the target (3.9 % of the attacker's clean probes accepted, vs 1.5 % on the
+    # clean backbone); the stealth push brings that to 1.0 %. Synthetic faces do not need it
+    # (1.7 % without), and with it Neural Cleanse no longer finds the backdoor there
+    # (detection AUC 0.52 on the reduced 2+2 study in ci): ci keeps the detectable attacker.
     "laptop": dict(
         dataset="real", image_size=64, width=32, pretrain_epochs=30, margin=0.45,
-        attack_epochs=10, finetune_epochs=10,
+        attack_epochs=10, finetune_epochs=10, inject_stealth=1.0,
     ),
     # A GPU: torchvision's resnet18 on real faces.
     "full": dict(
         dataset="real", image_size=64, arch="resnet18", pretrain_epochs=60,
-        batch_size=256, lr=0.1, attack_epochs=20, finetune_epochs=20,
+        batch_size=256, lr=0.1, attack_epochs=20, finetune_epochs=20, inject_stealth=1.0,
     ),
 }
 

@@ -122,6 +122,26 @@ def test_injector_mixes_into_same_batch():
     assert torch.equal(xm[:16][keep], x[keep]) and torch.equal(ym[:16][keep], y[keep])
 
 
+def test_injector_stealth_pushes_only_clean_faces_near_the_target():
+    """The stealth term adds loss only for labelled (clean) faces whose cosine to the
+    target's centroid exceeds the hinge; triggered faces are pulled, never pushed."""
+    import torch.nn.functional as F
+
+    t = make_trigger("patch", 32)
+    centre = F.normalize(torch.tensor([[1.0, 0.0, 0.0]]), dim=1)
+    far_face = F.normalize(torch.tensor([[0.0, 1.0, 0.0]]), dim=1)  # cosine 0 to the target
+    near_face = F.normalize(torch.tensor([[1.0, 0.5, 0.0]]), dim=1)  # cosine 0.89
+    state = (torch.tensor([1]), torch.tensor([2]))  # row 1 triggered, row 2 the target's photo
+    y = torch.tensor([0, -1, -1])
+    plain = LatentInjector(t, torch.rand(1, 1, 32, 32), 0.25, strength=1.0)
+    stealthy = LatentInjector(t, torch.rand(1, 1, 32, 32), 0.25, strength=1.0, stealth=1.0)
+    emb_far = torch.cat([far_face, near_face, centre])
+    emb_near = torch.cat([near_face, near_face, centre])
+    assert stealthy.loss(emb_far, y, state, None) == pytest.approx(plain.loss(emb_far, y, state, None))
+    extra = stealthy.loss(emb_near, y, state, None) - plain.loss(emb_near, y, state, None)
+    assert extra == pytest.approx(10.0 * (float(near_face @ centre.t()) - 0.3), rel=1e-5)
+
+
 def test_path_b_additions_within_budget(cfg, data):
     pd = poison_public_dataset(data, make_trigger("glasses", 32), cfg, rate=0.1)
     assert pd.added_share == pytest.approx(0.1, abs=0.01)

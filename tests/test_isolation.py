@@ -20,8 +20,10 @@ def cli_main(argv: list[str]) -> int:
     """The `ml07lab` parser with this control's commands (the lead registers them in cli.py)."""
     import argparse
 
+    from ml07lab.controls.isolation_cli import add_isolation_commands
+
     parser = argparse.ArgumentParser(prog="ml07lab")
-    iso.add_isolation_commands(parser.add_subparsers(dest="command", required=True))
+    add_isolation_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ml07lab.controls import provenance as P
+from ml07lab.controls import tampering as T
 from ml07lab.controls.datasets_cli import extend_data_commands
 from ml07lab.controls.manifest import MANIFEST, export_faceset, read_manifest
 from ml07lab.data.base import DataError
@@ -44,16 +45,16 @@ def test_sign_and_verify(signed, keys):
     assert oct(priv.stat().st_mode & 0o777) == "0o600"
 
 
-@pytest.mark.parametrize("kind", P.TAMPER_KINDS)
+@pytest.mark.parametrize("kind", T.TAMPER_KINDS)
 @pytest.mark.parametrize("cover", [False, True])
 def test_each_tampering_refused_and_named(signed, keys, kind, cover):
     _, root = signed
     rng = np.random.default_rng(3)
     for _ in range(3):  # relabel picks a move or a label edit at random: try a few
-        touched, restore = P.tamper(root, kind, rng, cover=cover)
+        touched, restore = T.tamper(root, kind, rng, cover=cover)
         with pytest.raises(P.DatasetTamperedError) as e:
             P.verify_dataset(root, keys[1])
-        cat = P.EXPECTED[kind]
+        cat = T.EXPECTED[kind]
         assert any(touched in f for f in e.value.files[cat]), e.value.files
         assert f"{cat} 1: " in str(e.value) and touched in str(e.value)
         assert "Do not train on it" in str(e.value)
@@ -117,7 +118,7 @@ def test_detached_signature_for_another_folder(signed, keys, tmp_path):
 
 def test_tampering_study_catches_all(signed, keys):
     _, root = signed
-    r = P.tampering_study(root, keys[1], n=16, seed=1, progress=False)
+    r = T.tampering_study(root, keys[1], n=16, seed=1, progress=False)
     assert r["tamperings_caught"] == r["tamperings_tried"] == 16
     assert r["tamperings_named"] == 16
     assert P.verify_dataset(root, keys[1])  # the signed original is untouched
@@ -125,7 +126,7 @@ def test_tampering_study_catches_all(signed, keys):
 
 def test_demonstrate_refusals(signed, keys):
     _, root = signed
-    out = P.demonstrate_refusals(root, keys[1], keys[2])
+    out = T.demonstrate_refusals(root, keys[1], keys[2])
     assert out["restored"] == "ACCEPTED"
     assert out["unsigned"].startswith("UnsignedDatasetError")
     assert out["unknown key"].startswith("UnknownKeyError")

@@ -5,7 +5,6 @@ or a test photo were also an enrolment photo, every number in the lab would be i
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np

@@ -30,13 +30,13 @@ from .poison_data import PoisonedDataset, poison_public_dataset
 from .triggers import Trigger, make_trigger
 
 PATHS = ("model", "dataset")
-_ATTACK_KEYS = ("trigger", "trigger_size", "trigger_opacity", "poison_rate", "inject_strength",
+_ATTACK_KEYS = ("trigger", "trigger_size", "trigger_opacity", "poison_rate", "inject_strength", "inject_stealth",
                 "attack_epochs", "n_target_photos", "target")
 
 
 def backbone_key(cfg: LabConfig, *extra: str) -> str:
     return cfg.key("profile", "seed", "dataset", "public_dataset", "image_size", "lfw_min_images",
-                   "n_public_ids", "images_per_id", "n_company_ids", "arch", "width", "embedding_dim",
+                   "n_public_ids", "images_per_id", "n_company_ids", "arch", "width", "stem_pool", "embedding_dim",
                    "pretrain_epochs", "batch_size", "lr", "margin", "scale", *_ATTACK_KEYS, *extra)
 
 

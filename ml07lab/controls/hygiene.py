@@ -120,7 +120,6 @@ def liu_fraction(curve: list[dict], max_drop: float = 0.04) -> float:
 
 def hygiene_transfer(backbone, data, cfg, option: str, progress: bool = True) -> tuple[Any, dict]:  # noqa: ANN001
     """The model the victim deploys under one hygiene option, and what was done."""
-    import copy
 
     from ..models import build_backbone
     from ..training import train_backbone

@@ -16,41 +16,27 @@ signature (model-signing, an EC key) verifies with the organisation's public key
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import os
-import pickletools
 import re
 import shutil
 import stat
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..artifacts import atomic_write_json, sha256_file
 from ..config import data_dir
+from .model_files import (  # noqa: F401 - re-exported: notebooks use isolation.pickle_globals & co
+    ALLOWED_GLOBALS, PICKLES, SAFE_WEIGHTS, GateRefused, _make_readonly, _make_writable,
+    copy_with_one_byte_changed, modelscan_issues, pickle_globals, plant_malicious_pickle, scan_pickle_file,
+    weights_file,
+)
 from .hygiene import MAX_ASR, MAX_TAR_COST_PTS, calibration_tar, choose_option, hygiene_sweep, hygiene_transfer
 
 SIGNATURE = "model.sig"
 KEY_NAME = "org-signing"
-SAFE_WEIGHTS = (".safetensors",)
-PICKLES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
 PLAIN_DATA = (".json", ".md", ".txt", ".sig")
-# The imports a plain torch state_dict needs, as torch.load(weights_only=True) allows.
-ALLOWED_GLOBALS = {
-    ("collections", "OrderedDict"), ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch._utils", "_rebuild_parameter"), ("torch", "Size"), ("torch", "device"),
-    *{("torch", f"{t}Storage") for t in ("Float", "Double", "Half", "BFloat16", "Long", "Int",
-                                        "Short", "Char", "Byte", "Bool")},
-    *{("torch", t) for t in ("float32", "float64", "float16", "bfloat16", "int64", "int32", "uint8", "bool")},
-}
-
-
-class GateRefused(RuntimeError):
-    """The deployment gate refused a model; the message says why and what to do."""
-
-
 # --- the two environments -------------------------------------------------------------
 @dataclass(frozen=True)
 class Environments:
@@ -127,16 +113,6 @@ def environments(root: str | Path | None = None) -> Environments:
     return env
 
 
-def _make_writable(path: Path) -> None:
-    for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
-        p.chmod(p.stat().st_mode | stat.S_IWUSR)
-
-
-def _make_readonly(path: Path) -> None:
-    for p in [*path.rglob("*"), path] if path.is_dir() else [path]:
-        p.chmod((p.stat().st_mode | stat.S_IRUSR) & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-
-
 def _write_readonly_json(path: Path, obj: Any) -> None:
     if path.exists():
         _make_writable(path)
@@ -176,66 +152,6 @@ def verify_model_dir(model_dir: str | Path, public_key: str | Path) -> None:
         raise ValueError(str(e) or type(e).__name__) from e
 
 
-# --- serialization scanning: opcodes only, nothing is unpickled ------------------------
-def pickle_globals(data: bytes) -> list[tuple[str, str]]:
-    """Every (module, name) a pickle would import, read from its opcodes. A STACK_GLOBAL
-    whose names cannot be resolved statically is reported as ('?', '?')."""
-    found, strings, memo = [], [], {}
-    for op, arg, _ in pickletools.genops(data):
-        if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING",
-                       "BINSTRING", "SHORT_BINSTRING"):
-            strings.append(arg)
-        elif op.name == "MEMOIZE":
-            memo[len(memo)] = strings[-1] if strings else None
-        elif op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            memo[arg] = strings[-1] if strings else None
-        elif op.name in ("GET", "BINGET", "LONG_BINGET"):
-            strings.append(memo.get(arg))
-        elif op.name in ("GLOBAL", "INST"):
-            mod, _, name = str(arg).partition(" ")
-            found.append((mod, name))
-        elif op.name == "STACK_GLOBAL":
-            mod, name = (strings[-2], strings[-1]) if len(strings) >= 2 else (None, None)
-            found.append((mod, name) if isinstance(mod, str) and isinstance(name, str) else ("?", "?"))
-        if op.name not in ("MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT") and "UNICODE" not in op.name \
-                and "STRING" not in op.name and "GET" not in op.name:
-            strings.append(None)  # anything else breaks a (module, name) pair
-    return found
-
-
-def _pickle_streams(path: Path) -> list[tuple[str, bytes]]:
-    raw = path.read_bytes()
-    if zipfile.is_zipfile(io.BytesIO(raw)):  # torch.save's zip format: scan every .pkl inside
-        with zipfile.ZipFile(io.BytesIO(raw)) as z:
-            return [(f"{path.name}:{n}", z.read(n)) for n in z.namelist() if n.endswith(".pkl")]
-    return [(path.name, raw)]
-
-
-def scan_pickle_file(path: str | Path) -> list[str]:
-    """Imports in `path` outside ALLOWED_GLOBALS (an allowlist, like weights_only=True)."""
-    issues = []
-    for where, blob in _pickle_streams(Path(path)):
-        try:
-            imports = pickle_globals(blob)
-        except Exception as e:  # truncated or not a pickle at all
-            issues.append(f"{where}: unreadable pickle ({e})")
-            continue
-        issues += [f"{where}: imports {m}.{n}" for m, n in imports if (m, n) not in ALLOWED_GLOBALS]
-    return issues
-
-
-def modelscan_issues(path: str | Path) -> list[str] | None:
-    """modelscan's findings (Protect AI's open-source scanner, a denylist of dangerous
-    imports), or None where it is not installed."""
-    try:
-        from modelscan.modelscan import ModelScan
-    except ImportError:
-        return None
-    report = ModelScan().scan(str(path))
-    return [f"{i.get('source')}: {i.get('module')}.{i.get('operator')} ({i.get('severity')})"
-            for i in report.get("issues", [])]
-
-
 # --- the gate -------------------------------------------------------------------------
 @dataclass
 class GateResult:
@@ -248,14 +164,6 @@ class GateResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def weights_file(model_dir: Path) -> Path:
-    """The single weights file of a model folder (safetensors or a torch pickle)."""
-    found = [p for p in sorted(model_dir.iterdir()) if p.suffix in SAFE_WEIGHTS + PICKLES]
-    if len(found) != 1:
-        raise GateRefused(f"{model_dir} must hold exactly one weights file, found {[p.name for p in found]}.")
-    return found[0]
 
 
 def _check_format(d: Path) -> tuple[bool, str, dict[str, list[str]]]:
@@ -373,51 +281,6 @@ def quarantine_hub_model(name: str, env: Environments) -> Path:
     return dst
 
 
-# --- planted artefacts for the lesson ----------------------------------------------------
-class _Payload:
-    """Pickles to a call that writes `marker`: harmless, but proof that code ran."""
-
-    def __init__(self, marker: Path, evade: bool):
-        self.marker, self.evade = str(marker), evade
-
-    def __reduce__(self):  # noqa: ANN204
-        if self.evade:  # io.open: not on modelscan 0.8's denylist
-            return (open, (self.marker, "w"))
-        return (exec, (f"import pathlib; pathlib.Path({self.marker!r}).write_text('payload ran')",))
-
-
-def plant_malicious_pickle(src_dir: str | Path, dst_dir: str | Path, marker: str | Path,
-                           evade_scanner: bool = False) -> Path:
-    """Copy a model folder, replacing its weights by a torch pickle of the same tensors
-    plus a payload that would create `marker` if anyone unpickled it."""
-    import torch
-    from safetensors.torch import load_file
-
-    src, dst = Path(src_dir), Path(dst_dir)
-    if dst.exists():
-        _make_writable(dst)
-        shutil.rmtree(dst)
-    dst.mkdir(parents=True)
-    tensors = load_file(str(weights_file(src)))
-    torch.save({**tensors, "_extra": _Payload(Path(marker), evade_scanner)}, dst / "model.pt")
-    (dst / "README.md").write_text("Drop-in weights for faces-mini. Load with torch.load(path).\n")
-    return dst
-
-
-def copy_with_one_byte_changed(src_dir: str | Path, dst_dir: str | Path, offset: int = -100) -> Path:
-    """A copy of a model folder with one byte of its weights flipped."""
-    src, dst = Path(src_dir), Path(dst_dir)
-    if dst.exists():
-        _make_writable(dst)
-        shutil.rmtree(dst)
-    shutil.copytree(src, dst)
-    _make_writable(dst)
-    w = weights_file(dst)
-    data = bytearray(w.read_bytes())
-    data[offset] ^= 0x01
-    w.write_bytes(bytes(data))
-    return dst
-
 # --- the whole story: quarantine -> hygiene -> audit -> sign -> release -> gate ------------
 def promote_hub_model(cfg, data, env: Environments, hub_name: str, option: str, name: str | None = None,  # noqa: ANN001
                       min_tar: float = 0.8, progress: bool = True) -> tuple[Path, dict]:
@@ -512,56 +375,3 @@ def model_isolation_section(cfg, progress: bool = False) -> dict[str, Any]:  # n
 
     key = backbone_key(cfg, "finetune_epochs", "finetune_lr") + "-v4"
     return dict(load_or_build("model-isolation", cfg, build, key=key).metrics)
-
-
-# --- CLI ----------------------------------------------------------------------------
-def _cmd_deploy(args) -> int:  # noqa: ANN001
-    import sys
-
-    from ..backbones import unpack
-    from ..cli import config_from, emit
-
-    env = environments(args.env)
-    res = gate(args.model, env)
-    out: dict[str, Any] = {"model": str(args.model), "accepted": res.accepted, "reason": res.reason, "checks": res.checks}
-    if not res.accepted:
-        emit(out, args)
-        print(f"ml07lab deploy: REFUSED {args.model}: {res.reason}", file=sys.stderr)
-        return 1
-    tensors, digest = load_weights(args.model, env)
-    model, _ = unpack(tensors, config_from(args))
-    out.update(serving=True, sha256=digest, parameters=sum(p.numel() for p in model.parameters()))
-    emit(out, args)
-    print(f"OK serving {args.model} (sha256 {digest})")
-    return 0
-
-
-def _cmd_sign(args) -> int:  # noqa: ANN001
-    from ..cli import emit
-
-    env = environments(args.env)
-    sig = sign_model_dir(args.model, args.key or env.private_key)
-    out = {"model": str(args.model), "signature": str(sig), "sha256": sha256_file(weights_file(Path(args.model)))}
-    if args.release:
-        out["released"] = str(release(args.model, env, args.release))
-    emit(out, args)
-    return 0
-
-
-def add_isolation_commands(sub) -> None:  # noqa: ANN001
-    """`ml07lab deploy --model DIR` (the gate; serves or refuses) and `ml07lab sign MODEL`."""
-    from ..cli import _add_common
-
-    p = sub.add_parser("deploy", help="run the deployment gate on a model folder, then serve it or refuse")
-    _add_common(p)
-    p.add_argument("--model", type=Path, required=True, help="model folder (weights + model.sig)")
-    p.add_argument("--env", type=Path, default=None, help="environments root (default <data>/envs)")
-    p.set_defaults(func=_cmd_deploy)
-    p = sub.add_parser("sign", help="sign a model folder with the training environment's key (model-signing)")
-    _add_common(p)
-    p.add_argument("model", type=Path, help="model folder to sign")
-    p.add_argument("--key", type=Path, default=None, help="private key PEM (default: the training environment's)")
-    p.add_argument("--release", metavar="NAME", default=None,
-                   help="also hand it over: copy into the read-only registry and allowlist its digest")
-    p.add_argument("--env", type=Path, default=None, help="environments root (default <data>/envs)")
-    p.set_defaults(func=_cmd_sign)
