@@ -17,6 +17,11 @@ from .training import TrainResult, train_backbone
 from .verify import deploy, evaluate
 
 HEAD_PREFIX = "head."
+# The knobs that decide a pretrained backbone's weights: every cache key of a model built
+# on top of one includes them, so a new architecture knob is added here, once.
+PRETRAIN_KEYS = ("profile", "seed", "dataset", "public_dataset", "image_size", "lfw_min_images",
+                 "n_public_ids", "images_per_id", "arch", "width", "stem_pool", "embedding_dim",
+                 "pretrain_epochs", "batch_size", "lr", "margin", "scale")
 
 
 def pack(res: TrainResult, keep_head: bool = True) -> dict[str, torch.Tensor]:
@@ -63,9 +68,7 @@ def train_and_describe(data: ScenarioData, cfg: LabConfig, faces=None, **train_k
 def clean_backbone(cfg: LabConfig, data: ScenarioData | None = None, rebuild: bool = False) -> tuple[EmbeddingNet, Artifact]:
     """The clean public backbone for this profile: trained once, then loaded from cache."""
     data = data or build_scenario_data(cfg)
-    key = cfg.key("profile", "seed", "dataset", "public_dataset", "image_size", "lfw_min_images",
-                  "n_public_ids", "images_per_id", "arch", "width", "stem_pool", "embedding_dim", "pretrain_epochs",
-                  "batch_size", "lr", "weight_decay", "margin", "scale")
+    key = cfg.key(*PRETRAIN_KEYS, "weight_decay")
     art = load_or_build("clean-backbone", cfg, lambda: train_and_describe(data, cfg), key=key, rebuild=rebuild)
     model, _ = unpack(art.tensors, cfg)
     return model, art

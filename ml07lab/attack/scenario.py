@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..artifacts import Artifact, load_or_build
-from ..backbones import clean_backbone, train_and_describe, unpack
+from ..backbones import PRETRAIN_KEYS, clean_backbone, train_and_describe, unpack
 from ..config import LabConfig
 from ..data.base import FaceSet
 from ..data.scenario import ScenarioData, build_scenario_data
@@ -35,9 +35,7 @@ _ATTACK_KEYS = ("trigger", "trigger_size", "trigger_opacity", "poison_rate", "in
 
 
 def backbone_key(cfg: LabConfig, *extra: str) -> str:
-    return cfg.key("profile", "seed", "dataset", "public_dataset", "image_size", "lfw_min_images",
-                   "n_public_ids", "images_per_id", "n_company_ids", "arch", "width", "stem_pool", "embedding_dim",
-                   "pretrain_epochs", "batch_size", "lr", "margin", "scale", *_ATTACK_KEYS, *extra)
+    return cfg.key(*PRETRAIN_KEYS, "n_company_ids", *_ATTACK_KEYS, *extra)
 
 
 def scenario_trigger(cfg: LabConfig) -> Trigger:

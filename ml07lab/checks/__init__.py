@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from ._common import ExerciseError
 from .attack_checks import (check_asr, check_cheapest_rate, check_enrol, check_tar_far, check_threshold_at_far,
-                     check_trigger)
+                            check_trigger)
 from .control_checks import (check_anomaly_index, check_controls_meeting, check_drift, check_largest_epsilon,
-                       check_mia_advantage, check_modified_files, check_signature, check_unsafe_imports)
+                             check_mia_advantage, check_modified_files, check_signature, check_unsafe_imports)
 
 __all__ = ["ExerciseError", "check_tar_far", "check_enrol", "check_trigger", "check_cheapest_rate",
            "check_threshold_at_far", "check_asr", "check_drift", "check_modified_files", "check_signature",
