@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .data.base import FaceSet
 from .data.scenario import ScenarioData
 from .metrics import verification_summary
-from .verify import genuine_impostor, templates_from
+from .verify import benchmark_faces, benchmark_scores, genuine_impostor, n_enrol_of, templates_from
 
 
 def pixel_vectors(faces: FaceSet, centred: bool = False) -> torch.Tensor:
@@ -38,5 +38,8 @@ def raw_pixel_scores(data: ScenarioData, centred: bool = False) -> tuple[np.ndar
 
 
 def raw_pixel_summary(data: ScenarioData, centred: bool = False) -> dict[str, float]:
-    """AUC, EER and TAR@FAR of the raw-pixel verifier (see `raw_pixel_scores`)."""
-    return verification_summary(*raw_pixel_scores(data, centred))
+    """AUC, EER and TAR@FAR of the raw-pixel verifier on the same protocol as
+    `verify.evaluate`: pooled over the same random enrolment/probe re-splits."""
+    faces = benchmark_faces(data)
+    gen, imp, _ = benchmark_scores(pixel_vectors(faces, centred), faces.labels, n_enrol_of(data))
+    return verification_summary(gen, imp)

@@ -9,14 +9,15 @@ threshold. Whatever the backbone does to an input, good or bad, carries straight
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .data.base import FaceSet
-from .data.scenario import ScenarioData
-from .metrics import threshold_at_far, verification_summary
+from .data.scenario import ENROL, TEST, ScenarioData
+from .metrics import tar_at_far, threshold_at_far, verification_summary
 from .models import EmbeddingNet
 from .training import embed
 
@@ -70,19 +71,75 @@ def deploy(model: EmbeddingNet, data: ScenarioData, far: float = 0.01, device: s
     return Verifier(model, templates, data.company.names, threshold_at_far(imp, far), far, device)
 
 
-def evaluate(verifier: Verifier, data: ScenarioData) -> dict[str, float]:
-    """Clean verification quality on the held-out test photos: AUC, EER, TAR@FAR."""
-    test = data.test
-    gen, imp = genuine_impostor(verifier.embed(test.images), test.labels, verifier.templates)
-    out = verification_summary(gen, imp)
+# The clean-quality protocol. One enrol/test split of a small company (AT&T: 32 people,
+# 126 genuine test pairs) moves TAR@FAR1% by about 2 pts (sd) from split to split, which
+# is more than the differences the lab has to judge ("within 2 pts of the clean model").
+# So, as LFW does with its 10 folds, clean quality is measured over many random
+# enrolment/probe re-splits of the photos no one trains on (enrolment + test; never the
+# fine-tuning photos a victim may train on, never the attacker's photos of the target),
+# with the same splits for every model, and the scores pooled.
+BENCH_SPLITS = 20
+EVAL_VERSION = "e2"  # part of the key of every cached result holding evaluate()'s figures
+
+
+def benchmark_scores(emb: torch.Tensor, labels: torch.Tensor, n_enrol: int, n_splits: int = BENCH_SPLITS,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """Pooled genuine and impostor scores over `n_splits` random enrol/probe re-splits of
+    (emb, labels), and each split's own TAR@FAR1% (to show the split-to-split spread).
+
+    The splits depend only on (labels, n_enrol, seed), so two models scored on the same
+    photos are compared on identical splits (a paired comparison)."""
+    rng = np.random.default_rng([seed, 23])
+    k = int(labels.max()) + 1
+    groups = [torch.nonzero(labels == p).flatten().numpy() for p in range(k)]
+    gens, imps, per = [], [], []
+    for _ in range(n_splits):
+        en, pr = [], []
+        for idx in groups:
+            idx = idx[rng.permutation(len(idx))]
+            m = min(n_enrol, len(idx) - 1)  # leave every person at least one probe
+            en += idx[:m].tolist()
+            pr += idx[m:].tolist()
+        t = templates_from(emb[en], labels[en], k)
+        g, i = genuine_impostor(emb[pr], labels[pr], t)
+        gens.append(g)
+        imps.append(i)
+        per.append(tar_at_far(g, i, 0.01))
+    return np.concatenate(gens), np.concatenate(imps), per
+
+
+def benchmark_faces(data: ScenarioData) -> FaceSet:
+    """The company photos the clean-quality protocol uses: enrolment + test."""
+    keep = (data.role == ENROL) | (data.role == TEST)
+    return data.company.subset(torch.nonzero(keep).flatten())
+
+
+def n_enrol_of(data: ScenarioData) -> int:
+    """Enrolment photos per person in this scenario (the re-splits use the same number)."""
+    return max(1, int(torch.bincount(data.enrol.labels).min()))
+
+
+def evaluate(verifier: Verifier, data: ScenarioData, n_splits: int = BENCH_SPLITS) -> dict[str, Any]:
+    """Clean verification quality of the deployed model: AUC, EER, TAR@FAR over
+    `n_splits` re-splits (see BENCH_SPLITS), plus the deployed split's own figures
+    (`deployed_*`) and what the deployed threshold does on the test photos."""
+    faces = benchmark_faces(data)
+    gen, imp, per = benchmark_scores(verifier.embed(faces.images), faces.labels, n_enrol_of(data), n_splits)
+    out: dict[str, Any] = verification_summary(gen, imp)
+    out["n_splits"] = n_splits
+    out["tar_at_far_1pct_split_sd"] = float(np.std(per))
+    out["tar_at_far_1pct_splits"] = [round(float(x), 4) for x in per]
+    dg, di = test_scores(verifier, data)
+    out.update({f"deployed_{k}": v for k, v in verification_summary(dg, di).items()})
     out["threshold"] = verifier.threshold
-    out["tar_at_threshold"] = float(np.mean(gen > verifier.threshold))
-    out["far_at_threshold"] = float(np.mean(imp > verifier.threshold))
+    out["tar_at_threshold"] = float(np.mean(dg > verifier.threshold))
+    out["far_at_threshold"] = float(np.mean(di > verifier.threshold))
     return out
 
 
 def test_scores(verifier: Verifier, data: ScenarioData) -> tuple[np.ndarray, np.ndarray]:
-    """Genuine and impostor scores of the test photos (for ROC plots and histograms)."""
+    """Genuine and impostor scores of the deployed split: the test photos against the
+    enrolled templates (for ROC plots and histograms of the kiosk as deployed)."""
     test = data.test
     return genuine_impostor(verifier.embed(test.images), test.labels, verifier.templates)
 

@@ -199,3 +199,23 @@ class Table:
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
     __repr__ = __str__
+
+
+def plot_split_tars(models: dict[str, dict], deployed: bool = True, ax=None):  # noqa: ANN001, ANN201
+    """TAR@FAR1% of each random enrolment/probe re-split, one line per model over the
+    same splits (from `verify.evaluate`), with the pooled figure dashed: how far one split
+    alone can wander, and why a 2-point comparison needs many of them."""
+    ax = _ax(ax, (7, 3.5))
+    for i, (name, m) in enumerate(models.items()):
+        per = 100 * np.asarray(m["tar_at_far_1pct_splits"])
+        c = CYCLE[i % len(CYCLE)]
+        ax.plot(np.arange(1, per.size + 1), per, STYLES[i % 4], marker=MARKERS[i % len(MARKERS)], color=c,
+                label=f"{name}: pooled {100 * m['tar_at_far_1pct']:.1f} %, split sd {100 * m['tar_at_far_1pct_split_sd']:.1f}")
+        ax.axhline(100 * m["tar_at_far_1pct"], color=c, ls="--", lw=1)
+        if deployed:
+            ax.plot([0], [100 * m["deployed_tar_at_far_1pct"]], marker=MARKERS[i % len(MARKERS)], ms=10, color=c,
+                    ls="none", markerfacecolor="none")
+    ax.set(xlabel="re-split (0: the deployed split, hollow marker)" if deployed else "re-split",
+           ylabel="TAR@FAR1% (%)", title="Clean quality, split by split")
+    ax.legend(fontsize=8)
+    return ax

@@ -43,10 +43,12 @@ def test_path_b_attack_is_there_to_remove(monitoring):
 def test_monitoring_update_meets_the_bar(monitoring, cfg):
     assert monitoring["asr"] <= 0.05, monitoring
     assert monitoring["asr"] <= monitoring["asr_before"]
-    # The clean cost of the update is measured against the organisation's clean pipeline
-    # (the same public data without the refresh). Against the poisoned model itself the
-    # difference is training noise between two backbones: a fresh 2-thread run measured
-    # 0.950 -> 0.924 (2.5 pts) while the updated model equals the clean one exactly.
+    # The clean cost of the update (pooled over verify.evaluate's 20 re-splits): against
+    # the model trained on the refresh as delivered, and against the organisation's clean
+    # pipeline (the same public data without the refresh). On the single deployed split the
+    # first read 0.950 -> 0.924 (2.5 pts) in session 2: split noise, not a cost (pooled:
+    # 0.927 -> 0.930).
+    assert monitoring["tar_at_far_1pct_before"] - monitoring["tar_at_far_1pct"] <= 0.02, monitoring
     from ml07lab.backbones import clean_backbone
     from ml07lab.data.scenario import build_scenario_data
     from ml07lab.verify import deploy, evaluate

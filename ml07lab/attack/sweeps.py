@@ -14,7 +14,7 @@ from ..artifacts import load_or_build
 from ..backbones import clean_backbone, unpack
 from ..config import LabConfig
 from ..data.scenario import ScenarioData, build_scenario_data
-from ..verify import deploy, evaluate
+from ..verify import EVAL_VERSION, deploy, evaluate
 from .latent import inject_latent_backdoor
 from .scenario import attack_metrics, backbone_key, scenario_trigger
 
@@ -36,7 +36,7 @@ def sweep_point(cfg: LabConfig, data: ScenarioData | None = None) -> dict[str, A
                "tar_at_far_1pct": m["tar_at_far_1pct"], "seconds": round(res.seconds, 2)}
         return {}, {"metrics": rec, "data_fingerprint": d.public.fingerprint()}
 
-    return dict(load_or_build("sweep-point", cfg, build, key=backbone_key(cfg)).metrics)
+    return dict(load_or_build("sweep-point", cfg, build, key=backbone_key(cfg) + EVAL_VERSION).metrics)
 
 
 def sweep(cfg: LabConfig, knob: str, values: Iterable[Any], epochs: int | None = None,

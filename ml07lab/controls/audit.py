@@ -32,7 +32,7 @@ from ..data.base import FaceSet
 from ..data.scenario import ScenarioData
 from ..models import CosFaceHead, EmbeddingNet
 from ..training import train_backbone
-from ..verify import Verifier, deploy, evaluate
+from ..verify import EVAL_VERSION, Verifier, deploy, evaluate
 from .audit_checks import FAIL, INFO, PASS, Check
 from .neural_cleanse import FLAG_AT, ReversedTriggers, reverse_engineer
 
@@ -396,5 +396,5 @@ def security_audit_section(cfg: LabConfig, progress: bool = False) -> dict[str, 
         return {}, {"metrics": out}
 
     digests = "|".join(model_digest(m)[:16] for m in (clean, *models.values()))
-    key = hashlib.sha256(f"{digests}|{cfg.key()}|{NC_VERSION}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{digests}|{cfg.key()}|{NC_VERSION}|{EVAL_VERSION}".encode()).hexdigest()[:16]
     return dict(load_or_build("security-audit", cfg, build, key=key).metrics)

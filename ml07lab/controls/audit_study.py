@@ -32,7 +32,7 @@ from ..config import LabConfig, seed_everything
 from ..data.scenario import ScenarioData, assign_roles, build_scenario_data
 from ..metrics import roc_auc
 from ..training import train_backbone
-from ..verify import deploy, evaluate
+from ..verify import EVAL_VERSION, deploy, evaluate
 from .neural_cleanse import FLAG_AT, norm_index
 
 
@@ -170,7 +170,7 @@ def _study_key(cfg: LabConfig, n_clean: int, n_poisoned: int) -> str:
     variants = study_variants(cfg, n_clean, n_poisoned)
     from .audit import NC_VERSION
 
-    return backbone_key(cfg) + f"-c{n_clean}-p{n_poisoned}-e{zoo_epochs(cfg)}-{NC_VERSION}-" + hashlib.sha256(
+    return backbone_key(cfg) + f"-c{n_clean}-p{n_poisoned}-e{zoo_epochs(cfg)}-{NC_VERSION}{EVAL_VERSION}-" + hashlib.sha256(
         json.dumps([asdict(v) for v in variants]).encode() + cfg.key().encode()).hexdigest()[:8]
 
 

@@ -196,7 +196,9 @@ def hygiene_sweep(cfg, path: str = "model", options=HYGIENE_OPTIONS, progress: b
 
     import hashlib
 
-    key = backbone_key(cfg, "finetune_epochs", "finetune_lr") + "-" + hashlib.sha256(f"v3{path}{options}".encode()).hexdigest()[:8]
+    from ..verify import EVAL_VERSION
+
+    key = backbone_key(cfg, "finetune_epochs", "finetune_lr") + "-" + hashlib.sha256(f"v3{EVAL_VERSION}{path}{options}".encode()).hexdigest()[:8]
     return list(load_or_build(f"hygiene-{path}", cfg, build, key=key).metrics["options"])
 
 

@@ -359,6 +359,7 @@ def model_isolation_section(cfg, progress: bool = False) -> dict[str, Any]:  # n
 
     from ..artifacts import load_or_build
     from ..attack.scenario import backbone_key
+    from ..verify import EVAL_VERSION
 
     def build() -> tuple[dict, dict]:
         t0 = time.perf_counter()
@@ -373,5 +374,5 @@ def model_isolation_section(cfg, progress: bool = False) -> dict[str, Any]:  # n
                "seconds": round(sum(r["seconds"] for r in recs), 2), "build_seconds": round(time.perf_counter() - t0, 2)}
         return {}, {"metrics": out}
 
-    key = backbone_key(cfg, "finetune_epochs", "finetune_lr") + "-v4"
+    key = backbone_key(cfg, "finetune_epochs", "finetune_lr") + "-v4" + EVAL_VERSION
     return dict(load_or_build("model-isolation", cfg, build, key=key).metrics)

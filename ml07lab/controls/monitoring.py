@@ -319,9 +319,10 @@ def dataset_monitoring_section(cfg: LabConfig, progress: bool = False) -> dict[s
     from ..artifacts import load_or_build
     from ..attack.scenario import backbone_key, poisoned_dataset
     from ..data.scenario import build_scenario_data
+    from ..verify import EVAL_VERSION
 
     data = build_scenario_data(cfg)
-    key = f"{backbone_key(cfg)}-{poisoned_dataset(cfg, data).faces.fingerprint()[:10]}-{VERSION}"
+    key = f"{backbone_key(cfg)}-{poisoned_dataset(cfg, data).faces.fingerprint()[:10]}-{VERSION}{EVAL_VERSION}"
     art = load_or_build("control-dataset-monitoring", cfg,
                         lambda: ({}, {"metrics": run_monitoring(cfg, data, progress=progress).section()}), key=key)
     return art.metrics

@@ -41,7 +41,7 @@ from ..data.base import FaceSet
 from ..data.scenario import ScenarioData, build_scenario_data
 from ..models import BLOCKS, EmbeddingNet, build_backbone
 from ..training import augment_batch, make_augment
-from ..verify import deploy, evaluate
+from ..verify import EVAL_VERSION, deploy, evaluate
 from .membership import loss_scores, membership_advantage, tight_bound, yeom_bound
 
 EPSILONS: tuple[float | None, ...] = (None, 8.0, 3.0, 1.0)  # None: no DP (ε = ∞)
@@ -344,7 +344,7 @@ def privacy_sweep(cfg: LabConfig, epsilons: Iterable[float | None] = EPSILONS,
                 for e, k in tqdm(grid, desc="DP sweep", disable=not progress, leave=False)]
         return {}, {"metrics": {"sweep": recs}, "data_fingerprint": data.public.fingerprint()}
 
-    key = _dp_key(cfg, s, "sweep", [_eps_tag(e) for e in epsilons], counts, data.public.fingerprint()[:16])
+    key = _dp_key(cfg, s, "sweep", EVAL_VERSION, [_eps_tag(e) for e in epsilons], counts, data.public.fingerprint()[:16])
     return list(load_or_build("dp-sweep", cfg, build, key=key, rebuild=rebuild).metrics["sweep"])
 
 

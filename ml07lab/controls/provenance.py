@@ -344,9 +344,10 @@ def trusted_datasets_section(cfg: Any, progress: bool = False, study: dict[str, 
     from ..artifacts import load_or_build
     from ..attack.scenario import backbone_key, poisoned_dataset
     from ..data.scenario import build_scenario_data
+    from ..verify import EVAL_VERSION
 
     data = build_scenario_data(cfg)
-    key = f"{backbone_key(cfg)}-{poisoned_dataset(cfg, data).faces.fingerprint()[:10]}-p1"
+    key = f"{backbone_key(cfg)}-{poisoned_dataset(cfg, data).faces.fingerprint()[:10]}-p1{EVAL_VERSION}"
     art = load_or_build("control-trusted-datasets", cfg,
                         lambda: ({}, {"metrics": run_trusted_datasets(cfg, data, progress=progress, study=study).section()}),
                         key=key)
