@@ -100,13 +100,14 @@ class LabConfig:
 
 _PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     # The whole lab in minutes on 2 CPU cores: synthetic faces, 32 px, a narrow net.
-    # attack_epochs 8: the attacker injects long enough to recover clean quality. With 6,
-    # the poisoned model's pooled TAR@FAR1% sat 1.96 pts under the clean one (seed 0), at
-    # the edge of "within 2 pts"; with 8, 0.9 pts under (seed 1: +0.8 either way).
+    # attack_epochs 6: the poisoned model's pooled TAR@FAR1% is 1.96 pts under the clean one
+    # (seed 0; seeds 1 and 2: +0.9, -0.2), inside "within 2 pts" with little to spare. 8
+    # epochs close the gap to 0.9 pts but entrench the backdoor: unlearning then costs 5.6
+    # pts of clean TAR instead of 2.2 (notebook 08). An attacker gets to pick; ci keeps 6.
     "ci": dict(
         dataset="synthetic", image_size=32, width=16, n_public_ids=200,
         images_per_id=16, company_images_per_id=16, pretrain_epochs=20, batch_size=128, lr=0.05,
-        attack_epochs=8, finetune_epochs=6,
+        attack_epochs=6, finetune_epochs=6,
     ),
     # Real faces on a laptop CPU: LFW pretraining, AT&T company, 64 px. margin 0.45 (not
     # 0.35): tighter identity clusters transfer better to unseen AT&T people at equal cost.
