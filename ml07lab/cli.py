@@ -12,13 +12,15 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-# (module, function) pairs that add subcommands; imported lazily so `ml07lab --help` is fast.
-COMMAND_PROVIDERS: list[tuple[str, str]] = [
-    ("ml07lab.data.cli", "add_data_commands"),
-    ("ml07lab.cli", "add_core_commands"),
-    ("ml07lab.controls.isolation_cli", "add_isolation_commands"),  # deploy, sign
-    ("ml07lab.controls.audit_report", "add_audit_commands"),  # audit
-    ("ml07lab.run", "add_run_commands"),  # run
+# (module, function, group) triples that add subcommands, at the top level (group None) or
+# inside an existing command group; imported lazily so `ml07lab --help` is fast.
+COMMAND_PROVIDERS: list[tuple[str, str, str | None]] = [
+    ("ml07lab.data.cli", "add_data_commands", None),  # data fetch|import|info
+    ("ml07lab.controls.trusted_data.cli", "extend_data_commands", "data"),  # data manifest|diff|scan|keygen|sign|verify
+    ("ml07lab.cli", "add_core_commands", None),
+    ("ml07lab.controls.isolation.cli", "add_isolation_commands", None),  # deploy, sign
+    ("ml07lab.controls.audit.report", "add_audit_commands", None),  # audit
+    ("ml07lab.run", "add_run_commands", None),  # run
 ]
 
 
@@ -117,10 +119,16 @@ def add_core_commands(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ml07lab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for module, fn in COMMAND_PROVIDERS:
+    for module, fn, group in COMMAND_PROVIDERS:
         add: Callable[[argparse._SubParsersAction], None] = getattr(importlib.import_module(module), fn)
-        add(sub)
+        add(sub if group is None else subcommands_of(sub.choices[group]))
     return parser
+
+
+def subcommands_of(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    """The subcommands of a command group (`ml07lab data ...`), so a control can add its own
+    commands to a group a lower layer created, without that layer importing the control."""
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
 
 
 def main(argv: list[str] | None = None) -> int:

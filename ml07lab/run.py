@@ -19,8 +19,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .scorecard import (SECTIONS, compute_section, owasp_factors, plot_scorecard, scorecard_rows,
-                        usable_controls, validate)
+from .controls import CONTROLS
+from .scorecard import owasp_factors, plot_scorecard, scorecard_rows, usable_controls, validate
 
 TIMING_KEYS = ("seconds", "build_seconds", "train_seconds", "wall_seconds", "audit_seconds", "seconds_this_call",
                "seconds_detail", "created", "total", "clean_pretrain", "poison", "seconds_pretrain", "seconds_finetune")
@@ -32,8 +32,8 @@ def collect(cfg: Any, progress: bool = True, sections: tuple[str, ...] | None = 
     from .attack.scenario import run_scenario
 
     t0 = time.perf_counter()
-    names = tuple(SECTIONS) if sections is None else tuple(sections)
-    steps = tqdm(total=2 + len(names), desc="ml07lab run", disable=not progress)
+    controls = [CONTROLS[n] for n in (CONTROLS if sections is None else sections)]
+    steps = tqdm(total=2 + len(controls), desc="ml07lab run", disable=not progress)
     result = run_scenario(cfg, "model", "frozen", progress=False)
     steps.update()
     b = run_scenario(cfg, "dataset", "frozen", progress=False)
@@ -42,14 +42,14 @@ def collect(cfg: Any, progress: bool = True, sections: tuple[str, ...] | None = 
                            "clean_tar_at_far_1pct": r["clean"]["tar_at_far_1pct"]}
                        for p, r in (("model", result), ("dataset", b))}
     result["dataset_path"] = {k: b[k] for k in ("poisoned", "attack", "seconds")}
-    for name in names:
-        steps.set_postfix_str(name)
+    for control in controls:
+        steps.set_postfix_str(control.name)
         t1 = time.perf_counter()
         try:
-            result["controls"][name] = compute_section(name, cfg, progress=False)
+            result["controls"][control.name] = control.section(cfg, progress=False)
         except Exception as e:  # noqa: BLE001 - one broken control must not hide the others
-            result["controls"][name] = {"status": "error", "why": f"{type(e).__name__}: {e}"}
-        result["seconds"][f"section_{name}"] = round(time.perf_counter() - t1, 2)
+            result["controls"][control.name] = {"status": "error", "why": f"{type(e).__name__}: {e}"}
+        result["seconds"][f"section_{control.name}"] = round(time.perf_counter() - t1, 2)
         steps.update()
     steps.close()
     problems = validate(result)
@@ -74,7 +74,7 @@ def deterministic_view(obj: Any) -> Any:  # noqa: ANN401
 
 def render_report(result: dict[str, Any], notebooks: dict[str, str] | None = None) -> str:
     """report.html: one self-contained page (inline CSS, base64 PNGs, no scripts)."""
-    from .controls.audit_viz import plot_detection, to_png_b64
+    from .controls.audit.viz import plot_detection, to_png_b64
 
     e = html.escape
     sc = result.get("scorecard", {})
@@ -112,7 +112,7 @@ def render_report(result: dict[str, Any], notebooks: dict[str, str] | None = Non
                      f"<img alt='Max anomaly index of clean and poisoned backbones' "
                      f"src='data:image/png;base64,{to_png_b64(plot_detection(audit['study']))}'>")
     parts.append("<h2>Control sections</h2>" + "".join(
-        f"<h3>{e(SECTIONS[n][2])}</h3><p>" + (e(str(s.get('why'))) if s.get("status") else
+        f"<h3>{e(CONTROLS[n].title)}</h3><p>" + (e(str(s.get('why'))) if s.get("status") else
                                             ", ".join(f"{k} = {v:.3g}" for k, v in s.items() if isinstance(v, (int, float))
                                                       and not isinstance(v, bool))[:900]) + "</p>"
         for n, s in result.get("controls", {}).items()))

@@ -7,20 +7,13 @@ here reads the scenario JSON (`result["controls"][name]`), so the views never re
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any, Iterable, Sequence
+
+from .controls import CONTROLS
 
 PATHS = ("model", "dataset")
 PATH_TITLES = {"model": "path A (poisoned hub model)", "dataset": "path B (poisoned public data)"}
 REQUIRED = ("asr", "tar_at_far_1pct", "seconds")
-# name -> (module, section function, title, the attack paths the control acts on)
-SECTIONS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
-    "dataset_monitoring": ("ml07lab.controls.monitoring", "dataset_monitoring_section", "Dataset monitoring", ("dataset",)),
-    "trusted_datasets": ("ml07lab.controls.provenance", "trusted_datasets_section", "Trusted datasets", ("dataset",)),
-    "model_isolation": ("ml07lab.controls.isolation", "model_isolation_section", "Model isolation", ("model",)),
-    "differential_privacy": ("ml07lab.controls.privacy", "differential_privacy_section", "Differential privacy", ("dataset",)),
-    "security_audit": ("ml07lab.controls.audit", "security_audit_section", "Security audit", ("model", "dataset")),
-}
 COMBINATIONS = {"trusted data + isolation + audit": ("trusted_datasets", "model_isolation", "security_audit")}
 NOT_APPLICABLE = "never sees this path's artefact"
 COLUMNS = ("control", "path", "asr_before", "asr_after", "tar_before", "tar_after", "seconds", "does_not_stop")
@@ -28,20 +21,6 @@ COLUMNS = ("control", "path", "asr_before", "asr_after", "tar_before", "tar_afte
 
 class ScorecardError(ValueError):
     """A scenario JSON that does not have what the scorecard needs; the message lists it."""
-
-
-def compute_section(name: str, cfg: Any, progress: bool = False) -> dict[str, Any]:  # noqa: ANN401
-    """Call one control's section function (lazy import). A missing module or function
-    is recorded as {"status": "missing", "why": ...}, never skipped silently."""
-    module, fn, _, _ = SECTIONS[name]
-    try:
-        f = getattr(importlib.import_module(module), fn)
-    except (ImportError, AttributeError) as e:
-        return {"status": "missing", "why": f"{module}.{fn} is not available ({type(e).__name__}: {e})"}
-    try:
-        return f(cfg, progress=progress)
-    except TypeError:  # a section function without the progress keyword
-        return f(cfg)
 
 
 def validate_section(name: str, sec: Any) -> list[str]:  # noqa: ANN401
@@ -66,7 +45,7 @@ def validate(result: dict[str, Any]) -> list[str]:
             out.append(f"paths.{p}: attack path not measured")
         else:
             out += [f"paths.{p}: missing key '{k}'" for k in ("asr", "tar_at_far_1pct") if k not in rec]
-    for name in SECTIONS:
+    for name in CONTROLS:
         if name not in (result.get("controls") or {}):
             out.append(f"{name}: section absent")
         else:
@@ -83,7 +62,7 @@ def path_values(name: str, sec: dict[str, Any], path: str, before: dict[str, Any
     the path's artefact leaves it as it was (by construction, marked as such)."""
     asr_b, tar_b = float(before["asr"]), float(before["tar_at_far_1pct"])
     rec = (sec.get("paths") or {}).get(path)
-    acts = path in SECTIONS[name][3] if name in SECTIONS else rec is not None
+    acts = path in CONTROLS[name].paths if name in CONTROLS else rec is not None
     if rec is None and not acts:
         return {"asr_before": asr_b, "asr_after": asr_b, "tar_before": tar_b, "tar_after": tar_b,
                 "applies": False, "measured": False}
@@ -115,16 +94,16 @@ def does_not_stop(name: str, sec: dict[str, Any], rows: dict[str, dict[str, Any]
 
 def usable_controls(result: dict[str, Any]) -> list[str]:
     """The controls whose sections pass validation (for a partial view of a broken run)."""
-    return [n for n in SECTIONS if n in result.get("controls", {}) and not validate_section(n, result["controls"][n])]
+    return [n for n in CONTROLS if n in result.get("controls", {}) and not validate_section(n, result["controls"][n])]
 
 
 def scorecard_rows(result: dict[str, Any], controls: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """One row per (control, path), then the combinations whose members are all given;
     raises ScorecardError when the JSON lacks something, listing every problem.
     `controls` restricts the table (and the check) to those sections."""
-    names = list(SECTIONS if controls is None else controls)
+    names = list(CONTROLS if controls is None else controls)
     problems = [p for p in validate(result) if not any(p.startswith(n + ":") or p.startswith(n + ".")
-                                                       for n in SECTIONS if n not in names)]
+                                                       for n in CONTROLS if n not in names)]
     if problems:
         raise ScorecardError("The scenario JSON is incomplete:\n  " + "\n  ".join(problems))
     rows = []
@@ -133,7 +112,7 @@ def scorecard_rows(result: dict[str, Any], controls: Iterable[str] | None = None
         per = {p: path_values(name, sec, p, result["paths"][p]) for p in PATHS}
         sentence = does_not_stop(name, sec, per)
         for p in PATHS:
-            rows.append({"control": SECTIONS[name][2], "key": name, "path": p, **per[p],
+            rows.append({"control": CONTROLS[name].title, "key": name, "path": p, **per[p],
                          "seconds": float(sec["seconds"]), "does_not_stop": sentence})
     for title, members in COMBINATIONS.items():
         if all(m in names for m in members):
@@ -151,7 +130,7 @@ def combined_rows(result: dict[str, Any], members: Sequence[str], title: str | N
         vals = [path_values(m, result["controls"][m], p, before) for m in members]
         asr_b, tar_b = float(before["asr"]), float(before["tar_at_far_1pct"])
         cost = sum(max(0.0, v["tar_before"] - v["tar_after"]) for v in vals if v["applies"])
-        out.append({"control": title or " + ".join(SECTIONS[m][2] for m in members), "key": "+".join(members),
+        out.append({"control": title or " + ".join(CONTROLS[m].title for m in members), "key": "+".join(members),
                     "path": p, "asr_before": asr_b, "asr_after": min([asr_b] + [v["asr_after"] for v in vals]),
                     "tar_before": tar_b, "tar_after": tar_b - cost, "applies": any(v["applies"] for v in vals),
                     "measured": False, "seconds": sum(float(result["controls"][m]["seconds"]) for m in members),
@@ -195,7 +174,7 @@ def plot_scorecard(rows: list[dict[str, Any]], enabled: Sequence[str] | None = N
 
     from .viz import CYCLE, MARKERS
 
-    from .controls.audit_viz import displayable
+    from .controls.audit.viz import displayable
 
     fig = displayable(Figure(figsize=(10, 3.8), dpi=90))
     axes = fig.subplots(1, 2, sharey=True)
@@ -232,7 +211,7 @@ def plot_combined(result: dict[str, Any], enabled: Sequence[str]):  # noqa: ANN2
     from .viz import CYCLE
 
     view = combined_view(result, enabled)
-    from .controls.audit_viz import displayable
+    from .controls.audit.viz import displayable
 
     fig = displayable(Figure(figsize=(6, 3.2), dpi=90))
     ax = fig.subplots()
@@ -241,7 +220,7 @@ def plot_combined(result: dict[str, Any], enabled: Sequence[str]):  # noqa: ANN2
            label="ASR, no control")
     ax.bar(x + 0.2, [view[p]["asr"] for p in PATHS], 0.4, color=CYCLE[0], edgecolor="black", label="ASR, enabled controls")
     ax.set_xticks(x, [PATH_TITLES[p] for p in PATHS], fontsize=8)
-    names = ", ".join(SECTIONS[e][2] for e in enabled) or "none"
+    names = ", ".join(CONTROLS[e].title for e in enabled) or "none"
     ax.set(ylim=(0, 1.1), ylabel="attack success rate", title=f"Enabled: {names}")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -253,8 +232,8 @@ def widget(result: dict[str, Any]):  # noqa: ANN201
     import ipywidgets as W
     from IPython.display import display
 
-    boxes = {n: W.Checkbox(value=n in COMBINATIONS["trusted data + isolation + audit"], description=SECTIONS[n][2])
-             for n in SECTIONS}
+    boxes = {n: W.Checkbox(value=n in COMBINATIONS["trusted data + isolation + audit"], description=CONTROLS[n].title)
+             for n in CONTROLS}
     out = W.Output()
 
     def update(*_: Any) -> None:  # noqa: ANN401

@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ml07lab.controls.audit import new_flags
-from ml07lab.controls.audit_checks import FAIL, PASS, WARN, card_check, provenance_check, serialization_check
-from ml07lab.controls.neural_cleanse import FLAG_AT, ReversedTriggers, anomaly_index, norm_index, reverse_engineer
-from ml07lab.controls.strip import far_at_frr
+from ml07lab.controls.audit.model_audit import new_flags
+from ml07lab.controls.audit.artefact_checks import FAIL, PASS, WARN, card_check, provenance_check, serialization_check
+from ml07lab.controls.audit.neural_cleanse import FLAG_AT, ReversedTriggers, anomaly_index, norm_index, reverse_engineer
+from ml07lab.controls.audit.strip import far_at_frr
 
 
 # --- the anomaly index on planted numbers ------------------------------------------------
@@ -144,7 +144,7 @@ def test_card_check():
 
 
 def _audit(argv):
-    from ml07lab.controls.audit_report import add_audit_commands
+    from ml07lab.controls.audit.report import add_audit_commands
 
     p = argparse.ArgumentParser()
     add_audit_commands(p.add_subparsers(dest="command"))

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from ml07lab.config import get_config
-from ml07lab.controls.monitoring import dataset_monitoring_section
-from ml07lab.controls.provenance import trusted_datasets_section
+from ml07lab.controls.monitoring.monitor import dataset_monitoring_section
+from ml07lab.controls.trusted_data.measure import trusted_datasets_section
 
 pytestmark = pytest.mark.slow
 

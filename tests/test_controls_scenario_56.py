@@ -10,7 +10,9 @@ import json
 import pytest
 
 from ml07lab.config import get_config
-from ml07lab.controls import hygiene, isolation, privacy
+from ml07lab.controls.isolation import gate as isolation
+from ml07lab.controls.isolation import hygiene
+from ml07lab.controls.privacy import dp as privacy
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import torch
 
 from ml07lab import checks
 from ml07lab.config import get_config
-from ml07lab.controls.provenance import DOMAIN
+from ml07lab.controls.trusted_data.provenance import DOMAIN
 
 REPO = Path(__file__).resolve().parent.parent
 LABS = REPO / "labs"
@@ -276,12 +276,12 @@ def _sha(b: bytes) -> str:
 
 
 def _globals(d: bytes) -> list[tuple[str, str]]:
-    from ml07lab.controls.isolation import pickle_globals
+    from ml07lab.controls.isolation.model_files import pickle_globals
     return pickle_globals(d)
 
 
 def _allowed() -> set:
-    from ml07lab.controls.isolation import ALLOWED_GLOBALS
+    from ml07lab.controls.isolation.model_files import ALLOWED_GLOBALS
     return ALLOWED_GLOBALS
 
 
@@ -351,7 +351,7 @@ def test_checker_passes_the_kits_own_functions(capsys: pytest.CaptureFixture) ->
 
 
 def test_control_checkers_pass_the_kits_own_functions(capsys: pytest.CaptureFixture) -> None:
-    from ml07lab.controls import membership
+    from ml07lab.controls.privacy import membership
 
     checks.check_mia_advantage(lambda m, n: membership._best_threshold(np.asarray(m, float), np.asarray(n, float))[1])
     checks.check_largest_epsilon(_largest_eps(membership.tight_bound))

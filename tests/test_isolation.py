@@ -11,8 +11,8 @@ import torch
 
 from ml07lab.artifacts import save_artifact
 from ml07lab.config import get_config
-from ml07lab.controls import hygiene
-from ml07lab.controls import isolation as iso
+from ml07lab.controls.isolation import hygiene
+from ml07lab.controls.isolation import gate as iso
 from ml07lab.models import build_backbone
 
 
@@ -20,7 +20,7 @@ def cli_main(argv: list[str]) -> int:
     """The `ml07lab` parser with this control's commands (the lead registers them in cli.py)."""
     import argparse
 
-    from ml07lab.controls.isolation_cli import add_isolation_commands
+    from ml07lab.controls.isolation.cli import add_isolation_commands
 
     parser = argparse.ArgumentParser(prog="ml07lab")
     add_isolation_commands(parser.add_subparsers(dest="command", required=True))

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from ml07lab.controls.manifest import (MANIFEST, Manifest, build_manifest, check_rel_path, diff_manifests,
+from ml07lab.data.manifest import (MANIFEST, Manifest, build_manifest, check_rel_path, diff_manifests,
                                        export_faceset, load_faceset, read_manifest)
 from ml07lab.data.base import DataError, FaceSet
 

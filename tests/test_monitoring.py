@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ml07lab.controls import monitoring as MO
-from ml07lab.controls.manifest import export_faceset, load_faceset
+from ml07lab.controls.monitoring import monitor as MO
+from ml07lab.data.manifest import export_faceset, load_faceset
 from ml07lab.data.base import FaceSet
 
 

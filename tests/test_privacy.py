@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ml07lab.config import get_config
-from ml07lab.controls import privacy
-from ml07lab.controls.membership import membership_advantage, tight_bound, yeom_bound
+from ml07lab.controls.privacy import dp as privacy
+from ml07lab.controls.privacy.membership import membership_advantage, tight_bound, yeom_bound
 from ml07lab.data.base import FaceSet
 from ml07lab.models import build_backbone
 

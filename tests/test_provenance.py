@@ -10,10 +10,10 @@ import shutil
 import numpy as np
 import pytest
 
-from ml07lab.controls import provenance as P
-from ml07lab.controls import tampering as T
-from ml07lab.controls.datasets_cli import extend_data_commands
-from ml07lab.controls.manifest import MANIFEST, export_faceset, read_manifest
+from ml07lab.controls.trusted_data import provenance as P
+from ml07lab.controls.trusted_data import tampering as T
+from ml07lab.controls.trusted_data.cli import extend_data_commands
+from ml07lab.data.manifest import MANIFEST, export_faceset, read_manifest
 from ml07lab.data.base import DataError
 from test_manifest import toy_faces
 

@@ -33,7 +33,7 @@ def test_schema_accepts_a_complete_json():
     assert sc.validate(planted()) == []
     rows = sc.scorecard_rows(planted())
     assert all(set(sc.COLUMNS) <= set(r) for r in rows)
-    assert len(rows) == 2 * len(sc.SECTIONS) + 2 * len(sc.COMBINATIONS)
+    assert len(rows) == 2 * len(sc.CONTROLS) + 2 * len(sc.COMBINATIONS)
     assert {r["path"] for r in rows} == set(sc.PATHS)
 
 
@@ -80,10 +80,28 @@ def test_owasp_factors_map_to_measurements():
     assert "100%" in f["Technical impact"]["measured"]
 
 
-def test_missing_module_is_recorded_not_skipped(monkeypatch):
-    monkeypatch.setitem(sc.SECTIONS, "ghost", ("ml07lab.controls.no_such_module", "ghost_section", "Ghost", ("model",)))
-    out = sc.compute_section("ghost", None)
-    assert out["status"] == "missing" and "no_such_module" in out["why"]
+def test_failing_control_is_recorded_not_skipped_nor_retried(monkeypatch):
+    """`ml07lab run` iterates over the Control objects; one that raises (even TypeError) is
+    called once and recorded as an error with why, and the scorecard names it."""
+    import ml07lab.attack.scenario as scen
+    import ml07lab.run as run
+    from ml07lab.controls import CONTROLS, Control
+
+    calls = []
+
+    def broken(cfg, progress=False):
+        calls.append(progress)
+        raise TypeError("no progress here")
+
+    r = planted()
+    fake = {"attack": r["paths"]["model"], "poisoned": {"tar_at_far_1pct": 0.9}, "clean": {"tar_at_far_1pct": 0.92},
+            "seconds": {}, "controls": {}, "profile": "ci", "seed": 0}
+    monkeypatch.setattr(scen, "run_scenario", lambda *a, **k: copy.deepcopy(fake))
+    monkeypatch.setitem(CONTROLS, "ghost", Control("ghost", "Ghost", "09_scorecard", ("model",), broken))
+    out = run.collect(None, progress=False, sections=("ghost",))
+    assert calls == [False]
+    assert out["controls"]["ghost"] == {"status": "error", "why": "TypeError: no progress here"}
+    assert "ghost: error: TypeError: no progress here" in out["scorecard"]["problems"]
 
 
 def test_report_is_self_contained_and_charts_render():

@@ -62,7 +62,7 @@ def check_drift(fn: Callable) -> None:
 
 def check_modified_files(fn: Callable) -> None:
     """Exercise 5.1: `fn(recorded, files) -> sorted paths whose bytes no longer match their sha256`."""
-    from ..controls.manifest import sha256_bytes
+    from ..data.manifest import sha256_bytes
 
     ex = "5.1"
     blobs = {f"p{i:02d}/{j}.png": bytes([i, j]) * (20 + i) for i in range(3) for j in range(2)}
@@ -104,7 +104,7 @@ def check_signature(fn: Callable) -> None:
     """Exercise 5.2: `fn(public_key, payload, signature) -> bool`, Ed25519 over DOMAIN + payload."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from ..controls.provenance import DOMAIN
+    from ..controls.trusted_data.provenance import DOMAIN
 
     ex = "5.2"
     curator = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
@@ -160,7 +160,7 @@ def check_unsafe_imports(fn: Callable) -> None:
     import zipfile
     from collections import OrderedDict
 
-    from ..controls.isolation import ALLOWED_GLOBALS, pickle_globals
+    from ..controls.isolation.gate import ALLOWED_GLOBALS, pickle_globals
 
     ex = "6.1"
     buf = io.BytesIO()
@@ -211,7 +211,7 @@ def check_unsafe_imports(fn: Callable) -> None:
 
 def check_mia_advantage(fn: Callable) -> None:
     """Exercise 7.1: `fn(members, nonmembers) -> max over t of TPR - FPR`, "score > t is a member"."""
-    from ..controls.membership import _best_threshold
+    from ..controls.privacy.membership import _best_threshold
 
     ex = "7.1"
     rng = np.random.default_rng(7)
@@ -248,7 +248,7 @@ def check_mia_advantage(fn: Callable) -> None:
 def check_largest_epsilon(fn: Callable) -> None:
     """Exercise 7.2: `fn(epsilons, max_advantage, delta) -> the largest ε whose tight bound stays
     within max_advantage`, or None."""
-    from ..controls.membership import tight_bound, yeom_bound
+    from ..controls.privacy.membership import tight_bound, yeom_bound
 
     ex = "7.2"
     base = tight_bound(0.5, 0.0)
@@ -287,7 +287,7 @@ def check_largest_epsilon(fn: Callable) -> None:
 # --- 8.1 -------------------------------------------------------------------------------
 def check_anomaly_index(fn: Callable) -> None:
     """Exercise 8.1: Neural Cleanse's anomaly index, (median - x) / (1.4826 * MAD)."""
-    from ..controls.neural_cleanse import anomaly_index
+    from ..controls.audit.neural_cleanse import anomaly_index
 
     cases = [np.array([10.0, 11.0, 9.0, 10.5, 2.0]), np.array([5.0, 5.5, 4.5, 6.0, 5.2, 4.8]),
              np.array([1.0, 2.0, 3.0, 4.0, 100.0])]

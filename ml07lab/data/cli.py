@@ -120,8 +120,8 @@ def _safe(func):  # noqa: ANN001, ANN202
 
 
 def add_data_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add `data {fetch,import,info}` (and control 1-2's manifest/diff/scan/keygen/sign/verify)
-    to the `ml07lab` command line."""
+    """Add `data {fetch,import,info}` to the `ml07lab` command line. The dataset controls add
+    manifest/diff/scan/keygen/sign/verify to the same group (`controls.trusted_data.cli`)."""
     p = subparsers.add_parser("data", help="get, inspect, manifest, scan, sign and verify face datasets",
                               description=__doc__)
     sub = p.add_subparsers(dest="data_command",
@@ -144,7 +144,3 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> None:
     n.add_argument("name", nargs="?", choices=choices, default="all")
     n.add_argument("--json", action="store_true", help="machine-readable output")
     n.set_defaults(func=_safe(_cmd_info))
-
-    from ..controls.datasets_cli import extend_data_commands  # controls 1 and 2
-
-    extend_data_commands(sub)

@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from ..artifacts import atomic_write_bytes
-from ..data.base import DataError, FaceSet
+from .base import DataError, FaceSet
 
 FORMAT = "ml07lab-dataset-manifest/1"
 MANIFEST = "manifest.json"
@@ -295,44 +295,3 @@ def diff_manifests(old: Manifest, new: Manifest) -> ManifestDiff:
              for n in dict.fromkeys([*old.identities, *new.identities, *co, *cn])]
     drift.sort(key=lambda d: (-d["delta"], d["identity"]))
     return ManifestDiff(added, removed, changed, relabelled, drift)
-
-
-# --- the scenario's two dataset versions, on disk --------------------------------------
-
-@dataclass
-class ScenarioFeeds:
-    """The public dataset as the organisation last trained on it (snapshot) and the
-    refresh that arrives with the attacker's path-B additions, both as folders."""
-
-    snapshot: Path
-    refresh: Path
-    old: Manifest
-    new: Manifest
-    poisoned: Any  # attack.poison_data.PoisonedDataset: ground truth for measuring
-
-    def diff(self) -> ManifestDiff:
-        return diff_manifests(self.old, self.new)
-
-
-UPLOAD_SOURCE = "community upload"
-
-
-def feeds_root(cfg: Any) -> Path:
-    from ..attack.scenario import backbone_key
-    from ..config import data_dir
-
-    return data_dir() / "feeds" / f"{cfg.profile}-{backbone_key(cfg)}"
-
-
-def scenario_feeds(cfg: Any, data: Any = None) -> ScenarioFeeds:
-    """Export (once; seconds) the snapshot and the poisoned refresh under <data>/feeds/."""
-    from ..attack.scenario import poisoned_dataset
-    from ..data.scenario import build_scenario_data
-
-    data = data or build_scenario_data(cfg)
-    pd = poisoned_dataset(cfg, data)
-    root = feeds_root(cfg)
-    old = export_faceset(data.public, root / "snapshot", "public-snapshot", data.public.source)
-    srcs = [data.public.source if not p else UPLOAD_SOURCE for p in pd.is_poison.tolist()]
-    new = export_faceset(pd.faces, root / "refresh", "public-refresh", srcs, previous=old)
-    return ScenarioFeeds(root / "snapshot", root / "refresh", old, new, pd)

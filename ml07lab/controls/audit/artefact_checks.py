@@ -34,7 +34,7 @@ def serialization_check(model_dir: Path) -> Check:
     from safetensors import safe_open
 
     try:
-        from .isolation import modelscan_issues, scan_pickle_file
+        from ..isolation.model_files import modelscan_issues, scan_pickle_file
     except ImportError:  # isolation not installed: a safetensors-only policy
         modelscan_issues, scan_pickle_file = (lambda p: None), (lambda p: [f"{Path(p).name}: pickle file"])
     findings: list[str] = []
@@ -63,8 +63,8 @@ def serialization_check(model_dir: Path) -> Check:
 def provenance_check(model_dir: Path, card: dict[str, Any] | None, public_key: Path | None = None) -> Check:
     """Digests agree (file, metadata, card), then the signature, if the organisation can
     verify one (`isolation.verify_model_dir`). Unsigned is a warning: nobody vouches for it."""
-    from ..artifacts import sha256_file
-    from ..config import data_dir
+    from ...artifacts import sha256_file
+    from ...config import data_dir
 
     w = model_dir / "model.safetensors"
     if not w.is_file():
@@ -79,7 +79,7 @@ def provenance_check(model_dir: Path, card: dict[str, Any] | None, public_key: P
     if bad:
         return Check("provenance and signature", FAIL, f"weights do not match the digest in {', '.join(bad)}: do not use", d)
     try:
-        from . import isolation
+        from ..isolation import gate as isolation
     except ImportError:
         return Check("provenance and signature", WARN, "digest matches its card; unsigned (no verifier installed)", d)
     if not (model_dir / isolation.SIGNATURE).is_file():

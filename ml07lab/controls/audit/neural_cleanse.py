@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..models import EmbeddingNet
+from ...models import EmbeddingNet
 
 MAD_CONSISTENCY = 1.4826  # makes the MAD a consistent estimator of sigma for normal data
 FLAG_AT = 2.0  # Neural Cleanse: an anomaly index >= 2 is a > 95 % outlier

@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
-from ..artifacts import atomic_write_bytes, atomic_write_json
-from ..config import LabConfig
-from .audit import AuditResult, audit_backbone
-from .audit_checks import FAIL, INFO, PASS, WARN, Check, provenance_check, serialization_check
+from ...artifacts import atomic_write_bytes, atomic_write_json
+from ...config import LabConfig
+from .model_audit import AuditResult, audit_backbone
+from .artefact_checks import FAIL, INFO, PASS, WARN, Check, provenance_check, serialization_check
 
 ICONS = {PASS: "PASS", WARN: "WARN", FAIL: "FAIL", INFO: "info"}
 FIGURE_TITLES = {"anomaly": "Neural Cleanse: anomaly index", "triggers": "Reverse-engineered triggers",
@@ -103,7 +103,7 @@ def render_html(r: AuditResult, images_b64: dict[str, str], title: str | None = 
 
 def audit_figures(r: AuditResult, data: Any) -> dict[str, Any]:  # noqa: ANN401
     """The report's figures (matplotlib Figures), keyed by section."""
-    from .audit_viz import plot_anomaly, plot_remediation, plot_strip, plot_triggers
+    from .viz import plot_anomaly, plot_remediation, plot_strip, plot_triggers
 
     figs: dict[str, Any] = {}
     if r.inspection is not None:
@@ -122,7 +122,7 @@ def audit_figures(r: AuditResult, data: Any) -> dict[str, Any]:  # noqa: ANN401
 
 def write_report(r: AuditResult, data: Any, out: Path) -> dict[str, Path]:  # noqa: ANN401
     """audit.md (+ PNGs), audit.html (self-contained) and audit.json in `out`."""
-    from .audit_viz import to_png_b64
+    from .viz import to_png_b64
 
     out.mkdir(parents=True, exist_ok=True)
     figs = audit_figures(r, data)
@@ -140,7 +140,7 @@ def load_model_dir(model_dir: Path, cfg: LabConfig) -> tuple[torch.nn.Module, di
     """Weights (safetensors only: never unpickled) and the model card, if any."""
     from safetensors.torch import load_file
 
-    from ..backbones import unpack
+    from ...backbones import unpack
 
     card_path = model_dir / "model_card.json"
     try:
@@ -160,8 +160,8 @@ def audit_model_dir(model_dir: str | Path, cfg: LabConfig, out: str | Path | Non
                     baseline: dict[str, Any] | None = None, public_key: Path | None = None,
                     lab_trigger: bool = True, remediate: bool = True, progress: bool = True) -> AuditResult:
     """The full audit of a model folder (weights + model card), report written to `out`."""
-    from ..attack.scenario import scenario_trigger
-    from ..data.scenario import build_scenario_data
+    from ...attack.scenario import scenario_trigger
+    from ...data.scenario import build_scenario_data
 
     d = Path(model_dir)
     if not d.is_dir():
@@ -187,7 +187,7 @@ def audit_model_dir(model_dir: str | Path, cfg: LabConfig, out: str | Path | Non
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from ..cli import config_from, emit
+    from ...cli import config_from, emit
 
     cfg = config_from(args)
     baseline = None
@@ -206,7 +206,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 def add_audit_commands(sub: argparse._SubParsersAction) -> None:
     """`ml07lab audit MODEL_DIR --out DIR`."""
-    from ..cli import _add_common
+    from ...cli import _add_common
 
     p = sub.add_parser("audit", help="security audit of a model folder: report + non-zero exit when a check fails")
     _add_common(p)

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..attack.scenario import AttackProbes
-from ..attack.triggers import Trigger
-from ..data.scenario import ScenarioData
-from ..training import embed
-from ..verify import Verifier
+from ...attack.scenario import AttackProbes
+from ...attack.triggers import Trigger
+from ...data.scenario import ScenarioData
+from ...training import embed
+from ...verify import Verifier
 
 
 @torch.no_grad()

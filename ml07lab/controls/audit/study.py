@@ -23,16 +23,16 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..artifacts import load_or_build
-from ..attack.latent import inject_latent_backdoor
-from ..attack.scenario import attack_metrics, backbone_key
-from ..attack.triggers import make_trigger
-from ..backbones import clean_backbone, pack, unpack
-from ..config import LabConfig, seed_everything
-from ..data.scenario import ScenarioData, assign_roles, build_scenario_data
-from ..metrics import roc_auc
-from ..training import train_backbone
-from ..verify import EVAL_VERSION, deploy, evaluate
+from ...artifacts import load_or_build
+from ...attack.latent import inject_latent_backdoor
+from ...attack.scenario import attack_metrics, backbone_key
+from ...attack.triggers import make_trigger
+from ...backbones import clean_backbone, pack, unpack
+from ...config import LabConfig, seed_everything
+from ...data.scenario import ScenarioData, assign_roles, build_scenario_data
+from ...metrics import roc_auc
+from ...training import train_backbone
+from ...verify import EVAL_VERSION, deploy, evaluate
 from .neural_cleanse import FLAG_AT, norm_index
 
 
@@ -87,7 +87,7 @@ def variant_backbone(cfg: LabConfig, v: Variant, data: ScenarioData, progress: b
     if v.name == "clean-original":
         return clean, art
     if v.name == PATH_A:
-        from ..attack.scenario import poisoned_backbone_model_path
+        from ...attack.scenario import poisoned_backbone_model_path
 
         return poisoned_backbone_model_path(cfg, data, progress)
     vdata = retarget(data, cfg, v.target)
@@ -128,7 +128,7 @@ def run_detection_study(cfg: LabConfig, n_clean: int = 5, n_poisoned: int = 5,
     Two decision rules: Neural Cleanse alone (any identity with index >= 2), and the
     deployed rule, which signs off the approved model's known weak templates once (the
     baseline is the audit of `clean-original`, which is then not counted as a test)."""
-    from .audit import inspect_backbone, new_flags
+    from .model_audit import inspect_backbone, new_flags
 
     variants = study_variants(cfg, n_clean, n_poisoned)
 
@@ -168,7 +168,7 @@ def run_detection_study(cfg: LabConfig, n_clean: int = 5, n_poisoned: int = 5,
 
 def _study_key(cfg: LabConfig, n_clean: int, n_poisoned: int) -> str:
     variants = study_variants(cfg, n_clean, n_poisoned)
-    from .audit import NC_VERSION
+    from .model_audit import NC_VERSION
 
     return backbone_key(cfg) + f"-c{n_clean}-p{n_poisoned}-e{zoo_epochs(cfg)}-{NC_VERSION}{EVAL_VERSION}-" + hashlib.sha256(
         json.dumps([asdict(v) for v in variants]).encode() + cfg.key().encode()).hexdigest()[:8]
@@ -177,7 +177,7 @@ def _study_key(cfg: LabConfig, n_clean: int, n_poisoned: int) -> str:
 def study_or_reduced(cfg: LabConfig, progress: bool = True) -> tuple[dict[str, Any], bool]:
     """The full study when it is cached (`ml07lab run` builds it), else a reduced one
     (2 clean + 2 poisoned backbones, about a minute in ci). Returns (study, reduced)."""
-    from ..artifacts import artifact_dir
+    from ...artifacts import artifact_dir
 
     if (artifact_dir("audit-study", cfg, _study_key(cfg, 5, 5)) / "meta.json").is_file():
         return run_detection_study(cfg, 5, 5, progress), False

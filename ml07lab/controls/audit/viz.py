@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..attack.triggers import Trigger
-from ..viz import CYCLE, MARKERS, PALETTE
+from ...attack.triggers import Trigger
+from ...viz import CYCLE, MARKERS, PALETTE
 from .neural_cleanse import FLAG_AT, ReversedTriggers
 
 

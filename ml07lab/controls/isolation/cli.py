@@ -4,15 +4,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import sha256_file
-from .isolation import environments, gate, load_weights, release, sign_model_dir
+from ...artifacts import sha256_file
+from .gate import environments, gate, load_weights, release, sign_model_dir
 from .model_files import weights_file
 
 def _cmd_deploy(args) -> int:  # noqa: ANN001
     import sys
 
-    from ..backbones import unpack
-    from ..cli import config_from, emit
+    from ...backbones import unpack
+    from ...cli import config_from, emit
 
     env = environments(args.env)
     res = gate(args.model, env)
@@ -30,7 +30,7 @@ def _cmd_deploy(args) -> int:  # noqa: ANN001
 
 
 def _cmd_sign(args) -> int:  # noqa: ANN001
-    from ..cli import emit
+    from ...cli import emit
 
     env = environments(args.env)
     sig = sign_model_dir(args.model, args.key or env.private_key)
@@ -43,7 +43,7 @@ def _cmd_sign(args) -> int:  # noqa: ANN001
 
 def add_isolation_commands(sub) -> None:  # noqa: ANN001
     """`ml07lab deploy --model DIR` (the gate; serves or refuses) and `ml07lab sign MODEL`."""
-    from ..cli import _add_common
+    from ...cli import _add_common
 
     p = sub.add_parser("deploy", help="run the deployment gate on a model folder, then serve it or refuse")
     _add_common(p)

@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import atomic_write_json, sha256_file
-from ..config import data_dir
+from ...artifacts import atomic_write_json, sha256_file
+from ...config import data_dir
 from .model_files import (  # noqa: F401 - re-exported: notebooks use isolation.pickle_globals & co
     ALLOWED_GLOBALS, PICKLES, SAFE_WEIGHTS, GateRefused, _make_readonly, _make_writable,
     copy_with_one_byte_changed, modelscan_issues, pickle_globals, plant_malicious_pickle, scan_pickle_file,
@@ -274,7 +274,7 @@ def release(model_dir: str | Path, env: Environments, name: str) -> Path:
 
 def quarantine_hub_model(name: str, env: Environments) -> Path:
     """Download a hub model into quarantine (digest-checked against its card)."""
-    from .. import hub
+    from ... import hub
 
     dst = env.quarantine / name
     hub.download(name, dst)
@@ -287,8 +287,8 @@ def promote_hub_model(cfg, data, env: Environments, hub_name: str, option: str, 
     """Quarantine a hub model, transfer it with a hygiene option in the training
     environment, audit clean quality on the company's own photos, sign, release.
     Raises GateRefused (nothing released) when the audit fails."""
-    from ..artifacts import load_artifact, save_artifact
-    from ..backbones import unpack
+    from ...artifacts import load_artifact, save_artifact
+    from ...backbones import unpack
 
     q = quarantine_hub_model(hub_name, env)
     art = load_artifact(q)  # safetensors only, digest-checked
@@ -312,8 +312,8 @@ def gate_demo(cfg, env: Environments | None = None, option: str | None = None, p
     """Every case notebook 06 shows, run through the gate: the hub model as downloaded,
     re-signed by the attacker, the organisation's model (released, tampered, unreleased),
     and two malicious pickles. Records whether either payload ran."""
-    from ..attack.scenario import HUB_POISONED, publish_scenario_models
-    from ..data.scenario import build_scenario_data
+    from ...attack.scenario import HUB_POISONED, publish_scenario_models
+    from ...data.scenario import build_scenario_data
 
     if env is None:  # a fresh, throw-away pair of environments beside the real ones
         root = data_dir() / "envs-demo"
@@ -357,9 +357,9 @@ def model_isolation_section(cfg, progress: bool = False) -> dict[str, Any]:  # n
     """The scenario JSON's `controls.model_isolation` (cached as JSON)."""
     import time
 
-    from ..artifacts import load_or_build
-    from ..attack.scenario import backbone_key
-    from ..verify import EVAL_VERSION
+    from ...artifacts import load_or_build
+    from ...attack.scenario import backbone_key
+    from ...verify import EVAL_VERSION
 
     def build() -> tuple[dict, dict]:
         t0 = time.perf_counter()

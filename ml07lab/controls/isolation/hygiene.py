@@ -35,10 +35,10 @@ def _finetune(model, data, cfg, blocks: tuple[str, ...], epochs: int, lr: float,
               grad_mask=None, progress: bool = True):  # noqa: ANN001
     """transfer()'s recipe (head warm-up, then the named blocks), with an optional mask
     that keeps pruned input columns of the embedding layer at zero."""
-    from ..config import seed_everything
-    from ..models import CosFaceHead
-    from ..training import train_backbone
-    from ..transfer import trainable_blocks
+    from ...config import seed_everything
+    from ...models import CosFaceHead
+    from ...training import train_backbone
+    from ...transfer import trainable_blocks
 
     seed_everything(cfg.seed + 2)
     ft, small = data.finetune, cfg.replace(batch_size=min(cfg.batch_size, 32))
@@ -60,7 +60,7 @@ def channel_activity(model, faces) -> "torch.Tensor":  # noqa: ANN001, F821
     """Mean activation of each channel of the last conv stage on clean photos."""
     import torch
 
-    from ..training import to_float
+    from ...training import to_float
 
     model.eval()
     with torch.no_grad():
@@ -87,9 +87,9 @@ def prune(model, faces, fraction: float):  # noqa: ANN001, ANN201
 def calibration_tar(model, data, far: float = 0.01) -> float:  # noqa: ANN001
     """Clean TAR@FAR on the defender's own photos (enrol templates, fine-tune probes):
     what a defender can measure without touching the test set."""
-    from ..metrics import tar_at_far
-    from ..training import embed
-    from ..verify import genuine_impostor, templates_from
+    from ...metrics import tar_at_far
+    from ...training import embed
+    from ...verify import genuine_impostor, templates_from
 
     enrol, cal = data.enrol, data.finetune
     t = templates_from(embed(model, enrol.images), enrol.labels, data.company.num_identities)
@@ -98,8 +98,8 @@ def calibration_tar(model, data, far: float = 0.01) -> float:  # noqa: ANN001
 
 def pruning_curve(backbone, data, cfg, fractions=(0.0, 0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9)) -> list[dict]:  # noqa: ANN001
     """ASR and clean TAR after pruning alone (no fine-tuning), per pruned fraction."""
-    from ..attack.scenario import attack_metrics, scenario_trigger
-    from ..verify import deploy, evaluate
+    from ...attack.scenario import attack_metrics, scenario_trigger
+    from ...verify import deploy, evaluate
 
     out = []
     for f in fractions:
@@ -121,9 +121,9 @@ def liu_fraction(curve: list[dict], max_drop: float = 0.04) -> float:
 def hygiene_transfer(backbone, data, cfg, option: str, progress: bool = True) -> tuple[Any, dict]:  # noqa: ANN001
     """The model the victim deploys under one hygiene option, and what was done."""
 
-    from ..models import build_backbone
-    from ..training import train_backbone
-    from ..transfer import transfer
+    from ...models import build_backbone
+    from ...training import train_backbone
+    from ...transfer import transfer
 
     if option not in HYGIENE_OPTIONS:
         raise ValueError(f"Unknown hygiene option {option!r}. Choose one of: {', '.join(HYGIENE_OPTIONS)}.")
@@ -142,7 +142,7 @@ def hygiene_transfer(backbone, data, cfg, option: str, progress: bool = True) ->
         blocks = ("stem", "layer1", "layer2", "layer3", "layer4", "embed")
         return _finetune(m, data, cfg, blocks, cfg.finetune_epochs, cfg.finetune_lr, grad_mask=mask[None, :],
                          progress=progress), {"prune_fraction": frac, "blocks": "all"}
-    from ..config import seed_everything
+    from ...config import seed_everything
 
     seed_everything(cfg.seed + 3)
     ft = data.finetune
@@ -158,16 +158,16 @@ def hygiene_sweep(cfg, path: str = "model", options=HYGIENE_OPTIONS, progress: b
 
     from tqdm.auto import tqdm
 
-    from ..artifacts import load_or_build
-    from ..attack.scenario import (attack_metrics, backbone_key, poisoned_backbone_dataset_path,
+    from ...artifacts import load_or_build
+    from ...attack.scenario import (attack_metrics, backbone_key, poisoned_backbone_dataset_path,
                                    poisoned_backbone_model_path, scenario_trigger)
-    from ..data.scenario import build_scenario_data
-    from ..verify import deploy, evaluate
+    from ...data.scenario import build_scenario_data
+    from ...verify import deploy, evaluate
 
     options = tuple(options)
 
     def build() -> tuple[dict, dict]:
-        from ..backbones import clean_backbone
+        from ...backbones import clean_backbone
 
         data = build_scenario_data(cfg)
         get = poisoned_backbone_model_path if path == "model" else poisoned_backbone_dataset_path
@@ -196,7 +196,7 @@ def hygiene_sweep(cfg, path: str = "model", options=HYGIENE_OPTIONS, progress: b
 
     import hashlib
 
-    from ..verify import EVAL_VERSION
+    from ...verify import EVAL_VERSION
 
     key = backbone_key(cfg, "finetune_epochs", "finetune_lr") + "-" + hashlib.sha256(f"v3{EVAL_VERSION}{path}{options}".encode()).hexdigest()[:8]
     return list(load_or_build(f"hygiene-{path}", cfg, build, key=key).metrics["options"])

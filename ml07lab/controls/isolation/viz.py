@@ -1,7 +1,7 @@
 """Plots for control 3: the transfer-hygiene trade-off and the pruning curve."""
 from __future__ import annotations
 
-from ..viz import CYCLE, MARKERS, STYLES, _ax
+from ...viz import CYCLE, MARKERS, STYLES, _ax
 
 
 def plot_hygiene(records: list[dict], max_asr: float = 0.05, max_cost_pts: float = 5.0, ax=None):  # noqa: ANN001, ANN201

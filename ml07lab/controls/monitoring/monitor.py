@@ -26,12 +26,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import LabConfig
-from ..data.base import FaceSet
-from ..data.scenario import ScenarioData
-from ..metrics import threshold_at_far
-from ..training import embed
-from .manifest import Manifest, ScenarioFeeds, diff_manifests
+from ...attack.feeds import ScenarioFeeds
+from ...config import LabConfig
+from ...data.base import FaceSet
+from ...data.manifest import Manifest, diff_manifests
+from ...data.scenario import ScenarioData
+from ...metrics import threshold_at_far
+from ...training import embed
 
 OWNER_CHECKS = ("drift", "exact_duplicates", "near_duplicates", "label_disagreement")
 SCANS = ("spectral", "activation_clustering")
@@ -233,8 +234,8 @@ def monitor_refresh(old: Manifest, new: Manifest, faces: FaceSet, reference: tor
 
 def measure_backbone(model: torch.nn.Module, data: ScenarioData, cfg: LabConfig) -> dict[str, float]:
     """What the organisation deploys from this backbone (frozen transfer), measured."""
-    from ..attack.scenario import attack_metrics, scenario_trigger
-    from ..verify import deploy, evaluate
+    from ...attack.scenario import attack_metrics, scenario_trigger
+    from ...verify import deploy, evaluate
 
     v = deploy(model, data, cfg.far)
     q, a = evaluate(v, data), attack_metrics(v, data, scenario_trigger(cfg), cfg.seed)
@@ -246,7 +247,7 @@ def measure_backbone(model: torch.nn.Module, data: ScenarioData, cfg: LabConfig)
 def train_and_measure(cfg: LabConfig, data: ScenarioData, faces: FaceSet, progress: bool = True) -> dict[str, Any]:
     """The organisation pretrains on `faces` (path B's trainer, cached by the data's
     fingerprint), deploys, and is attacked."""
-    from ..attack.scenario import poisoned_backbone_dataset_path
+    from ...attack.scenario import poisoned_backbone_dataset_path
 
     model, art = poisoned_backbone_dataset_path(cfg, data, faces=faces, progress=progress)
     return {**measure_backbone(model, data, cfg), "train_seconds": art.meta.get("train_seconds"),
@@ -291,9 +292,10 @@ class MonitoringRun:
 def run_monitoring(cfg: LabConfig, data: ScenarioData | None = None, params: MonitorParams | None = None,
                    progress: bool = True) -> MonitoringRun:
     """The whole control on path B: export both versions, diff, scan, update, retrain, measure."""
-    from ..backbones import clean_backbone
-    from ..data.scenario import build_scenario_data
-    from .manifest import load_faceset, scenario_feeds
+    from ...attack.feeds import scenario_feeds
+    from ...backbones import clean_backbone
+    from ...data.manifest import load_faceset
+    from ...data.scenario import build_scenario_data
 
     data = data or build_scenario_data(cfg)
     t0 = time.perf_counter()
@@ -316,10 +318,10 @@ def run_monitoring(cfg: LabConfig, data: ScenarioData | None = None, params: Mon
 
 def dataset_monitoring_section(cfg: LabConfig, progress: bool = False) -> dict[str, Any]:
     """controls.dataset_monitoring for the scenario JSON (cached)."""
-    from ..artifacts import load_or_build
-    from ..attack.scenario import backbone_key, poisoned_dataset
-    from ..data.scenario import build_scenario_data
-    from ..verify import EVAL_VERSION
+    from ...artifacts import load_or_build
+    from ...attack.scenario import backbone_key, poisoned_dataset
+    from ...data.scenario import build_scenario_data
+    from ...verify import EVAL_VERSION
 
     data = build_scenario_data(cfg)
     key = f"{backbone_key(cfg)}-{poisoned_dataset(cfg, data).faces.fingerprint()[:10]}-{VERSION}{EVAL_VERSION}"

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..viz import CYCLE, MARKERS, PALETTE, _ax
+from ...viz import CYCLE, MARKERS, PALETTE, _ax
 
 HATCHES = ["", "//", "\\\\", "..", "xx", "oo"]
 

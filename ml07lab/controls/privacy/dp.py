@@ -34,14 +34,14 @@ from torchvision.models.resnet import BasicBlock
 from torchvision.ops.misc import FrozenBatchNorm2d
 from tqdm.auto import tqdm
 
-from ..artifacts import load_or_build
-from ..backbones import unpack
-from ..config import LabConfig, seed_everything
-from ..data.base import FaceSet
-from ..data.scenario import ScenarioData, build_scenario_data
-from ..models import BLOCKS, EmbeddingNet, build_backbone
-from ..training import augment_batch, make_augment
-from ..verify import EVAL_VERSION, deploy, evaluate
+from ...artifacts import load_or_build
+from ...backbones import unpack
+from ...config import LabConfig, seed_everything
+from ...data.base import FaceSet
+from ...data.scenario import ScenarioData, build_scenario_data
+from ...models import BLOCKS, EmbeddingNet, build_backbone
+from ...training import augment_batch, make_augment
+from ...verify import EVAL_VERSION, deploy, evaluate
 from .membership import loss_scores, membership_advantage, tight_bound, yeom_bound
 
 EPSILONS: tuple[float | None, ...] = (None, 8.0, 3.0, 1.0)  # None: no DP (ε = ∞)
@@ -242,7 +242,7 @@ def _eps_tag(eps: float | None) -> str:
 
 
 def _dp_key(cfg: LabConfig, s: DPSettings, *parts: Any) -> str:
-    from ..attack.scenario import backbone_key
+    from ...attack.scenario import backbone_key
 
     blob = json.dumps([asdict(s), *[str(p) for p in parts]], sort_keys=True).encode()
     return backbone_key(cfg) + "-" + hashlib.sha256(blob).hexdigest()[:10]
@@ -254,9 +254,9 @@ def dp_pretrained_backbone(cfg: LabConfig, data: ScenarioData, epsilon: float | 
     `n_poison` attacker records, starting from its previous (clean) backbone and head.
     Why a warm start: DP-SGD from scratch does not converge in a CPU budget (a GroupNorm
     net reached TAR@FAR1% 0.06 after 4 epochs in ci). Cached per (ε, n_poison, data)."""
-    from ..attack.poison_data import poison_public_dataset
-    from ..attack.scenario import scenario_trigger
-    from ..backbones import HEAD_PREFIX, clean_backbone
+    from ...attack.poison_data import poison_public_dataset
+    from ...attack.scenario import scenario_trigger
+    from ...backbones import HEAD_PREFIX, clean_backbone
 
     s = settings or DPSettings.for_config(cfg)
     faces = poison_public_dataset(data, scenario_trigger(cfg), cfg, n_added=n_poison).faces
@@ -303,7 +303,7 @@ def company_mia(res: DPResult, data: ScenarioData, cfg: LabConfig) -> dict[str, 
 def sweep_point(cfg: LabConfig, data: ScenarioData, epsilon: float | None, n_poison: int,
                 settings: DPSettings | None = None, progress: bool = True) -> dict[str, Any]:
     """One record: DP pretraining on poisoned data, DP fine-tuning, deployment, attack, MIA."""
-    from ..attack.scenario import attack_metrics, scenario_trigger
+    from ...attack.scenario import attack_metrics, scenario_trigger
 
     t0 = time.perf_counter()
     s = settings or DPSettings.for_config(cfg)

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.base import FaceSet
-from ..training import to_float
+from ...data.base import FaceSet
+from ...training import to_float
 
 
 def _best_threshold(members: np.ndarray, nonmembers: np.ndarray) -> tuple[float, float]:

@@ -1,7 +1,7 @@
 """Plots for control 4: what DP does to poisons, to quality and to membership inference."""
 from __future__ import annotations
 
-from ..viz import CYCLE, MARKERS, STYLES
+from ...viz import CYCLE, MARKERS, STYLES
 
 
 def _eps_label(e: float | None) -> str:

@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..data.base import DataError
-from ..data.cli import _safe  # one clear line instead of a traceback
+from ...data.base import DataError
+from ...data.cli import _safe  # one clear line instead of a traceback
 
 
 def _emit(obj: dict[str, Any], args: argparse.Namespace) -> None:
-    from ..cli import emit
+    from ...cli import emit
 
     emit(obj, args)
 
@@ -26,7 +26,7 @@ def _json_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_manifest(args: argparse.Namespace) -> int:
-    from .manifest import MANIFEST, build_manifest, read_manifest
+    from ...data.manifest import MANIFEST, build_manifest, read_manifest
 
     root = Path(args.dir)
     prev = read_manifest(args.previous) if args.previous else (
@@ -38,7 +38,7 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
     else:
         import json
 
-        from ..artifacts import atomic_write_bytes
+        from ...artifacts import atomic_write_bytes
 
         atomic_write_bytes(out, json.dumps(m.to_dict(), indent=1, sort_keys=True).encode() + b"\n")
     counts = m.counts()
@@ -49,7 +49,7 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    from .manifest import diff_manifests, read_manifest
+    from ...data.manifest import diff_manifests, read_manifest
 
     d = diff_manifests(read_manifest(args.old), read_manifest(args.new))
     n = args.show
@@ -59,11 +59,11 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    from ..artifacts import load_artifact
-    from ..backbones import clean_backbone, unpack
-    from ..cli import config_from
-    from .manifest import load_faceset, read_manifest
-    from .monitoring import SIGNALS, MonitorParams, monitor_refresh
+    from ...artifacts import load_artifact
+    from ...backbones import clean_backbone, unpack
+    from ...cli import config_from
+    from ...data.manifest import load_faceset, read_manifest
+    from ..monitoring.monitor import SIGNALS, MonitorParams, monitor_refresh
 
     cfg = config_from(args)
     new = read_manifest(args.new)
@@ -85,7 +85,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
-    from ..config import data_dir
+    from ...config import data_dir
     from .provenance import generate_key, key_id, load_public_key
 
     priv, pub = generate_key(Path(args.dir) if args.dir else data_dir() / "keys", args.name)
@@ -120,7 +120,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def extend_data_commands(sub: argparse._SubParsersAction) -> None:
     """Add manifest, diff, scan, keygen, sign and verify to the `data` command group."""
-    from ..cli import _add_common
+    from ...cli import _add_common
 
     p = sub.add_parser("manifest", help="write DIR/manifest.json: path, sha256, label, size, source, time added")
     p.add_argument("dir", help="dataset folder (one sub-folder per identity)")

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .manifest import MANIFEST, Manifest, decode_png, now_utc, png_bytes, sha256_bytes
+from ...data.manifest import MANIFEST, Manifest, decode_png, now_utc, png_bytes, sha256_bytes
 from .provenance import (SIGNATURE, Keyring, ProvenanceError,
                          sign_dataset, verify_dataset)
 
