@@ -2,7 +2,7 @@
 
 An audit is something an organisation can run on every model, and on a schedule; it
 ends in a report a person signs off, and a non-zero exit code that can gate a pipeline.
-- artefact checks (`audit_checks.py`): serialization, provenance and signature, and the
+- artefact checks (`artefact_checks.py`): serialization, provenance and signature, and the
   model card against what the organisation measures on its own people;
 - model inspection: Neural Cleanse for verification (`neural_cleanse.py`) over the
   privileged users. It can only find a backdoor aimed at someone it audits. Its first

@@ -7,7 +7,7 @@ trigger than the rest, and a robust outlier test (median absolute deviation) fin
 A verifier has no classes, only templates and a threshold. So for each *audited
 identity* (a privileged user) we search the smallest mask + pattern that pushes other
 people's faces over a bar against that identity's template: the deployed threshold, or
-higher, the score a typical genuine photo reaches (see `audit.genuine_bar`). A
+higher, the score a typical genuine photo reaches (see `model_audit.genuine_bar`). A
 backdoored identity is reachable with a small trigger; a clean one needs most of a face.
 All audited identities are optimised together in one batch, which keeps the audit
 cheap enough to run on every model an organisation receives.

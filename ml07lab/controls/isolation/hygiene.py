@@ -1,6 +1,6 @@
 """Control 3, the ML half: transfer hygiene keeps inherited behaviour out of the model.
 
-The deployment gate (isolation.py) proves *who* made a model and *what* it is; it cannot
+The deployment gate (gate.py) proves *who* made a model and *what* it is; it cannot
 tell whether the weights behave. These options change what the victim inherits from a
 third-party backbone, each measured by ASR and clean TAR@FAR1%: frozen reuse,
 re-initialising the top blocks, fine-tuning, fine-pruning (Liu et al. 2018), and

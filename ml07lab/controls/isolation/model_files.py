@@ -1,7 +1,7 @@
 """What is inside a model folder, read without running it: the weights file, the
 imports a pickle would make (opcodes only), and the planted bad files of the lesson.
 
-Why a module of its own: the deployment gate (isolation.py) and exercise 6.1 both need
+Why a module of its own: the deployment gate (gate.py) and exercise 6.1 both need
 to look at untrusted bytes, and none of this code may ever unpickle them.
 """
 from __future__ import annotations
