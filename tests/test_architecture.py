@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,6 +133,14 @@ def test_controls_implement_the_interface() -> None:
         assert c.paths and set(c.paths) <= set(PATHS), c
         assert (labs / f"{c.notebook}.ipynb").is_file(), c.notebook
         assert callable(c.section)
+
+
+def test_listing_the_controls_is_cheap() -> None:
+    """The scorecard and the five Control objects load without torch or numpy: each
+    measurement is imported when its section is first computed."""
+    code = ("import sys, ml07lab.scorecard, ml07lab.controls; "
+            "heavy = [m for m in ('torch', 'numpy') if m in sys.modules]; assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT.parent)
 
 
 def test_command_providers_resolve() -> None:
