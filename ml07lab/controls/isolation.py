@@ -170,8 +170,24 @@ def _check_format(d: Path) -> tuple[bool, str, dict[str, list[str]]]:
     """(ok, detail, findings per scanner). Reads bytes and opcodes only."""
     from safetensors import safe_open
 
+    from ..safety.folder import hazardous, refusal, scan_folder
+
     findings: dict[str, list[str]] = {"modelscan": [], "ml07lab opcode allowlist": []}
     have_modelscan = importlib.util.find_spec("modelscan") is not None
+    sniffed = scan_folder(d)  # by content, never by name (issue 13); nothing is unpickled
+    findings["ml07lab content sniff"] = [str(f) for f in sniffed]
+    if sniffed:  # the scanners still run on pickles, for the record, unless reading is itself unsafe
+        for p in [] if hazardous(sniffed) else sorted(q for q in d.iterdir() if q.suffix in PICKLES):
+            try:
+                findings["ml07lab opcode allowlist"] += scan_pickle_file(p)
+                findings["modelscan"] += (modelscan_issues(p) or []) if have_modelscan else []
+            except Exception as e:  # noqa: BLE001 - a scanner choking on crafted bytes is one more finding
+                findings["ml07lab opcode allowlist"].append(f"{p.name}: scanner error ({type(e).__name__})")
+        if not have_modelscan:
+            del findings["modelscan"]
+        if hazardous(sniffed):
+            findings["hazard"] = [str(f) for f in sniffed if hazardous([f])]
+        return False, refusal(sniffed), findings
     for p in sorted(d.rglob("*")):
         if p.is_symlink():
             return False, f"{p.name} is a symbolic link; copy real files into the model folder.", findings
@@ -211,6 +227,10 @@ def gate(model_dir: str | Path, env: Environments) -> GateResult:
     checks: list[dict[str, Any]] = []
     ok, detail, scanners = _check_format(d)
     checks.append({"check": "weights-only format", "ok": ok, "detail": detail})
+    if scanners.pop("hazard", None):  # links, special files, huge files, bombs: read nothing more
+        checks += [{"check": c, "ok": False, "detail": "not run: reading this folder any further is unsafe"}
+                   for c in ("signed by the organisation", "digest on the allowlist")]
+        return GateResult(str(d), False, f"refused (weights-only format): {detail}", checks, None, scanners)
     try:
         verify_model_dir(d, env.public_key)
         checks.append({"check": "signed by the organisation", "ok": True, "detail": "signature verifies"})
