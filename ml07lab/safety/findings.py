@@ -4,8 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Findings that make the folder unsafe to read any further (hashing, signature checks):
-# following a link, reading a FIFO or a huge file, or inflating a bomb is itself the harm.
-HAZARDS = frozenset({"symlink", "special-file", "oversized", "zip-bomb", "too-many-files"})
+# following a link, reading a FIFO or a huge file, inflating a bomb or extracting a
+# traversal name is itself the harm.
+HAZARDS = frozenset({"symlink", "special-file", "oversized", "zip-bomb", "zip-path-traversal",
+                     "too-many-files"})
 
 
 @dataclass(frozen=True)
