@@ -29,8 +29,8 @@ CODE_FINDINGS = frozenset({"pickle-imports", "pickle-extra-streams", "raw-pickle
 def _pickle_finding(who: str, kind: str, data: bytes, suffix: str) -> Finding:
     scan = scan_pickle_bytes(data)
     if suffix not in TORCH_WEIGHTS:
-        return Finding(who, "disguised-pickle", f"content is a pickle ({describe(scan)}) under a "
-                       f"{suffix or 'extension-less'} name")
+        return Finding(who, "disguised-pickle", f"content is a pickle ({describe(scan)}) under "
+                       f"{'a ' + suffix if suffix else 'an extension-less'} name")
     if kind == "torch-legacy":
         return Finding(who, "torch-legacy-format", f"legacy (non-zip) torch.save format ({describe(scan)}): "
                        "refused as unsafe; re-save it as safetensors")
@@ -121,6 +121,6 @@ def scan_folder(folder: str | Path, allow_subdirs: bool = False, max_file_bytes:
 def refusal(findings: list[Finding]) -> str:
     """The one line a refusal shows: the first finding, worded by what it means."""
     f = findings[0]
-    if f.code in CODE_FINDINGS:
+    if f.code in CODE_FINDINGS and "no disallowed imports" not in f.detail:
         return f"a pickle carries code ({f}). Only weights are served: convert it to safetensors in the training environment."
     return f"{f}. Only weights-only files and plain data are served."
