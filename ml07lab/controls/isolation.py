@@ -394,5 +394,5 @@ def model_isolation_section(cfg, progress: bool = False) -> dict[str, Any]:  # n
                "seconds": round(sum(r["seconds"] for r in recs), 2), "build_seconds": round(time.perf_counter() - t0, 2)}
         return {}, {"metrics": out}
 
-    key = backbone_key(cfg, "finetune_epochs", "finetune_lr") + "-v4" + EVAL_VERSION
+    key = backbone_key(cfg, "finetune_epochs", "finetune_lr") + "-v5" + EVAL_VERSION  # v5: content-sniffing gate
     return dict(load_or_build("model-isolation", cfg, build, key=key).metrics)

@@ -52,9 +52,14 @@ def scan_file(path: Path, who: str) -> list[Finding]:
     """Named reasons to refuse one regular file, decided by its content and checked
     against what its name promises."""
     size, suffix = path.stat().st_size, path.suffix.lower()
-    with open(path, "rb") as f:
-        data = f.read(MAX_READ if size <= MAX_READ else 1 << 20)
-    kind = sniff(data, size)
+    plain = suffix in JSON_DATA + TEXT_DATA
+    if plain and size > MAX_READ:
+        return [Finding(who, "plain-data-too-large", f"{size} bytes of {suffix} (limit {MAX_READ})")]
+    with open(path, "rb") as f:  # plain data is read whole (a protocol-0 pickle is text); others by their head
+        data = f.read(MAX_READ if plain else 1 << 20)
+        kind = sniff(data, size)
+        if kind in CODE_KINDS and len(data) < size <= MAX_READ:  # describe every stream, not just the head's
+            data += f.read()
     if kind in CODE_KINDS:
         return [_pickle_finding(who, kind, data, suffix)]
     if kind == "npy":
