@@ -165,3 +165,16 @@ def test_cli_end_to_end_no_traceback(corpus, env, tmp_path):
                  ["audit", str(by["st-overlapping-offsets"]), "--out", str(tmp_path / "r"), "--profile", "ci", "--quiet"]):
         p = subprocess.run([sys.executable, "-m", "ml07lab", *argv], capture_output=True, text=True, env=envv, timeout=300)
         assert p.returncode == 1 and "Traceback" not in p.stdout + p.stderr, p.stderr[-500:]
+
+
+def test_safetensors_whose_header_length_looks_like_a_pickle_passes(tmp_path):
+    """A header of 128 bytes starts the file with b'\\x80\\x00', a pickle's PROTO opcode
+    to a naive sniffer: clean weights must never be refused for that."""
+    from safetensors.torch import save_file
+
+    for k in range(1, 200):
+        save_file({"w" * k: torch.ones(1)}, str(tmp_path / "model.safetensors"))
+        if (tmp_path / "model.safetensors").read_bytes()[0] == 0x80:
+            break
+    assert (tmp_path / "model.safetensors").read_bytes()[:2] == b"\x80\x00"
+    assert scan_folder(tmp_path) == []

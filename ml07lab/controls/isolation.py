@@ -5,9 +5,10 @@ only signed, allowlisted, weights-only artefacts cross from one to the other.
     <data>/envs/quarantine/  third-party hub models: usable for training, never deployable
     <data>/envs/deployment/  registry/ (read-only), allowlist.json, trust/ (public key only)
 
-The deployment gate loads a model only if (1) every file is weights-only or plain data:
-safetensors, or a torch pickle whose imports are all on a short allowlist (checked by
-reading opcodes, and by modelscan where installed; nothing is ever unpickled), (2) its
+The deployment gate loads a model only if (1) every file is weights-only or plain data,
+judged by its content, never its name (ml07lab.safety): safetensors, or a torch zip pickle
+whose imports, in every stream, are all on a short allowlist (checked by reading opcodes,
+and by modelscan where installed; nothing is ever unpickled), (2) its
 signature (model-signing, an EC key) verifies with the organisation's public key, and
 (3) its weights' sha256 is on the allowlist. The gate says *who* and *what*, not
 *whether the behaviour is safe*: transfer hygiene (hygiene.py)

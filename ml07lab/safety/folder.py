@@ -95,7 +95,11 @@ def scan_folder(folder: str | Path, allow_subdirs: bool = False, max_file_bytes:
     todo, seen = [root], 0
     while todo:
         cur = todo.pop()
-        for e in sorted(os.scandir(cur), key=lambda e: e.name):
+        try:
+            entries = sorted(os.scandir(cur), key=lambda e: e.name)
+        except OSError as err:
+            return out + [Finding(str(cur.relative_to(root)), "unreadable", f"folder cannot be listed ({err.strerror})")]
+        for e in entries:
             who = str(Path(e.path).relative_to(root))
             seen += 1
             if seen > MAX_FILES:
@@ -119,7 +123,10 @@ def scan_folder(folder: str | Path, allow_subdirs: bool = False, max_file_bytes:
                 out.append(Finding(ascii(who), "unsafe-name", "a file name with path characters, control "
                                    "characters or a leading dot"))
             else:
-                out += scan_file(Path(e.path), who)
+                try:
+                    out += scan_file(Path(e.path), who)
+                except OSError as err:  # unreadable (permissions, I/O error): refuse, never crash
+                    out.append(Finding(who, "unreadable", f"cannot be read ({err.strerror or err})"))
     return out
 
 

@@ -29,10 +29,12 @@ def sniff(head: bytes, size: int) -> str:
     for prefix, kind in MAGIC:
         if head.startswith(prefix):
             return kind
-    if is_pickle(head):
-        return "torch-legacy" if scan_pickle_bytes(head, max_streams=1).torch_legacy else "pickle"
+    # safetensors before pickles: a header length such as 640 starts with b"\x80\x02", which
+    # looks like a pickle's PROTO opcode; byte 8 ("{") is no opcode, so no pickle loads from it.
     if len(head) >= 9 and head[8:9] == b"{" and 8 + struct.unpack("<Q", head[:8])[0] <= size:
         return "safetensors"
+    if is_pickle(head):
+        return "torch-legacy" if scan_pickle_bytes(head, max_streams=1).torch_legacy else "pickle"
     return "text" if _text(head) is not None else "binary"
 
 
