@@ -6,7 +6,7 @@ from dataclasses import dataclass
 # Findings that make the folder unsafe to read any further (hashing, signature checks):
 # following a link, reading a FIFO or a huge file, inflating a bomb or extracting a
 # traversal name is itself the harm.
-HAZARDS = frozenset({"symlink", "special-file", "oversized", "zip-bomb", "zip-path-traversal",
+HAZARDS = frozenset({"symlink", "special-file", "oversized", "zip-bomb", "zip-path-traversal", "pickle-too-large",
                      "too-many-files"})
 
 
