@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from .config import LabConfig, data_dir
+from .safety.safetensors_check import load_safetensors
 
 WEIGHTS = "model.safetensors"
 META = "meta.json"
@@ -119,7 +120,7 @@ def load_artifact(folder: str | Path, verify: bool = True) -> Artifact:
                 f"(expected {str(meta.get('sha256'))[:16]}…, got {got[:16]}…). The file was "
                 f"modified or corrupted. Delete {folder} to rebuild it from scratch."
             )
-    return Artifact(folder, load_file(str(wp)), meta)
+    return Artifact(folder, load_safetensors(wp), meta)  # one clear ValueError if it does not parse
 
 
 def artifact_dir(name: str, cfg: LabConfig, key: str | None = None) -> Path:

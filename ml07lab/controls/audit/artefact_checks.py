@@ -33,6 +33,12 @@ def serialization_check(model_dir: Path) -> Check:
     only (never unpickled). Uses modelscan where installed, plus the opcode allowlist."""
     from safetensors import safe_open
 
+    from ...safety.folder import scan_folder
+
+    sniffed = scan_folder(model_dir, allow_subdirs=True)  # by content, never by name (issue 13)
+    if sniffed:
+        return Check("serialization scan", FAIL, f"{sniffed[0]}; convert to safetensors in a sandbox",
+                     {"findings": [str(f) for f in sniffed], "scanners": ["ml07lab content sniff"]})
     try:
         from ..isolation.model_files import modelscan_issues, scan_pickle_file
     except ImportError:  # isolation not installed: a safetensors-only policy
@@ -73,7 +79,11 @@ def provenance_check(model_dir: Path, card: dict[str, Any] | None, public_key: P
     claimed = {"model card": (card or {}).get("sha256")}
     meta = model_dir / "meta.json"
     if meta.is_file():
-        claimed["meta.json"] = json.loads(meta.read_text()).get("sha256")
+        try:
+            m = json.loads(meta.read_text())
+        except (ValueError, OSError) as e:
+            return Check("provenance and signature", FAIL, f"meta.json is not readable JSON ({str(e)[:60]})")
+        claimed["meta.json"] = m.get("sha256") if isinstance(m, dict) else "(meta.json is not a JSON object)"
     bad = [k for k, v in claimed.items() if v and v != digest]
     d = {"sha256": digest, "claimed": claimed, "author": (card or {}).get("author")}
     if bad:

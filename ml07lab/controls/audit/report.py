@@ -138,16 +138,16 @@ def write_report(r: AuditResult, data: Any, out: Path) -> dict[str, Path]:  # no
 
 def load_model_dir(model_dir: Path, cfg: LabConfig) -> tuple[torch.nn.Module, dict[str, Any] | None]:
     """Weights (safetensors only: never unpickled) and the model card, if any."""
-    from safetensors.torch import load_file
-
     from ...backbones import unpack
+    from ...safety.safetensors_check import load_safetensors
 
     card_path = model_dir / "model_card.json"
     try:
         card = json.loads(card_path.read_text()) if card_path.is_file() else None
     except json.JSONDecodeError as e:
         raise ValueError(f"{card_path} is not valid JSON ({e}); fix or remove it.") from e
-    tensors = load_file(str(model_dir / "model.safetensors"))
+    card = card if isinstance(card, dict) else None
+    tensors = load_safetensors(model_dir / "model.safetensors")  # one clear line if it does not parse
     try:
         model, _ = unpack(tensors, cfg)
     except RuntimeError as e:
@@ -166,18 +166,23 @@ def audit_model_dir(model_dir: str | Path, cfg: LabConfig, out: str | Path | Non
     d = Path(model_dir)
     if not d.is_dir():
         raise ValueError(f"{d} is not a model folder; pass the folder holding model.safetensors.")
-    data = build_scenario_data(cfg)
     checks = [serialization_check(d)]
     card = None
-    if (d / "model_card.json").is_file():
+    if checks[0].status == FAIL:  # read nothing more from a folder that failed the content scan
+        checks.append(Check("provenance and signature", INFO, "not checked: the serialization scan failed"))
+    elif (d / "model_card.json").is_file():
         try:
             card = json.loads((d / "model_card.json").read_text())
         except json.JSONDecodeError:
             card = None
-    checks.append(provenance_check(d, card, public_key))
+        card = card if isinstance(card, dict) else None
+    if checks[0].status != FAIL:
+        checks.append(provenance_check(d, card, public_key))
+    data = None
     if any(c.status == FAIL for c in checks):  # never load weights that failed the artefact checks
         r = AuditResult(d.name, checks)
     else:
+        data = build_scenario_data(cfg)
         model, card = load_model_dir(d, cfg)
         r = audit_backbone(model, data, cfg, d.name, checks, card, baseline,
                            scenario_trigger(cfg) if lab_trigger else None, remediate, progress)

@@ -5,9 +5,10 @@ only signed, allowlisted, weights-only artefacts cross from one to the other.
     <data>/envs/quarantine/  third-party hub models: usable for training, never deployable
     <data>/envs/deployment/  registry/ (read-only), allowlist.json, trust/ (public key only)
 
-The deployment gate loads a model only if (1) every file is weights-only or plain data:
-safetensors, or a torch pickle whose imports are all on a short allowlist (checked by
-reading opcodes, and by modelscan where installed; nothing is ever unpickled), (2) its
+The deployment gate loads a model only if (1) every file is weights-only or plain data,
+judged by its content, never its name (ml07lab.safety): safetensors, or a torch zip pickle
+whose imports, in every stream, are all on a short allowlist (checked by reading opcodes,
+and by modelscan where installed; nothing is ever unpickled), (2) its
 signature (model-signing, an EC key) verifies with the organisation's public key, and
 (3) its weights' sha256 is on the allowlist. The gate says *who* and *what*, not
 *whether the behaviour is safe*: transfer hygiene (hygiene.py)
@@ -170,8 +171,24 @@ def _check_format(d: Path) -> tuple[bool, str, dict[str, list[str]]]:
     """(ok, detail, findings per scanner). Reads bytes and opcodes only."""
     from safetensors import safe_open
 
+    from ...safety.folder import hazardous, refusal, scan_folder
+
     findings: dict[str, list[str]] = {"modelscan": [], "ml07lab opcode allowlist": []}
     have_modelscan = importlib.util.find_spec("modelscan") is not None
+    sniffed = scan_folder(d)  # by content, never by name (issue 13); nothing is unpickled
+    findings["ml07lab content sniff"] = [str(f) for f in sniffed]
+    if sniffed:  # the scanners still run on pickles, for the record, unless reading is itself unsafe
+        for p in [] if hazardous(sniffed) else sorted(q for q in d.iterdir() if q.suffix in PICKLES):
+            try:
+                findings["ml07lab opcode allowlist"] += scan_pickle_file(p)
+                findings["modelscan"] += (modelscan_issues(p) or []) if have_modelscan else []
+            except Exception as e:  # noqa: BLE001 - a scanner choking on crafted bytes is one more finding
+                findings["ml07lab opcode allowlist"].append(f"{p.name}: scanner error ({type(e).__name__})")
+        if not have_modelscan:
+            del findings["modelscan"]
+        if hazardous(sniffed):
+            findings["hazard"] = [str(f) for f in sniffed if hazardous([f])]
+        return False, refusal(sniffed), findings
     for p in sorted(d.rglob("*")):
         if p.is_symlink():
             return False, f"{p.name} is a symbolic link; copy real files into the model folder.", findings
@@ -211,6 +228,10 @@ def gate(model_dir: str | Path, env: Environments) -> GateResult:
     checks: list[dict[str, Any]] = []
     ok, detail, scanners = _check_format(d)
     checks.append({"check": "weights-only format", "ok": ok, "detail": detail})
+    if scanners.pop("hazard", None):  # links, special files, huge files, bombs: read nothing more
+        checks += [{"check": c, "ok": False, "detail": "not run: reading this folder any further is unsafe"}
+                   for c in ("signed by the organisation", "digest on the allowlist")]
+        return GateResult(str(d), False, f"refused (weights-only format): {detail}", checks, None, scanners)
     try:
         verify_model_dir(d, env.public_key)
         checks.append({"check": "signed by the organisation", "ok": True, "detail": "signature verifies"})
@@ -374,5 +395,5 @@ def model_isolation_section(cfg, progress: bool = False) -> dict[str, Any]:  # n
                "seconds": round(sum(r["seconds"] for r in recs), 2), "build_seconds": round(time.perf_counter() - t0, 2)}
         return {}, {"metrics": out}
 
-    key = backbone_key(cfg, "finetune_epochs", "finetune_lr") + "-v4" + EVAL_VERSION
+    key = backbone_key(cfg, "finetune_epochs", "finetune_lr") + "-v5" + EVAL_VERSION  # v5: content-sniffing gate
     return dict(load_or_build("model-isolation", cfg, build, key=key).metrics)

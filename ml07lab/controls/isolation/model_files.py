@@ -7,7 +7,6 @@ to look at untrusted bytes, and none of this code may ever unpickle them.
 from __future__ import annotations
 
 import io
-import pickletools
 import shutil
 import stat
 import zipfile
@@ -15,15 +14,8 @@ from pathlib import Path
 
 SAFE_WEIGHTS = (".safetensors",)
 PICKLES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
-# The imports a plain torch state_dict needs, as torch.load(weights_only=True) allows.
-ALLOWED_GLOBALS = {
-    ("collections", "OrderedDict"), ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch._utils", "_rebuild_parameter"), ("torch", "Size"), ("torch", "device"),
-    *{("torch", f"{t}Storage") for t in ("Float", "Double", "Half", "BFloat16", "Long", "Int",
-                                        "Short", "Char", "Byte", "Bool")},
-    *{("torch", t) for t in ("float32", "float64", "float16", "bfloat16", "int64", "int32", "uint8", "bool")},
-}
-
+from ...safety.pickles import ALLOWED_GLOBALS  # noqa: F401 - one allowlist, kept in the safety layer
+from ...safety.pickles import pickle_globals as _all_stream_globals
 
 
 class GateRefused(RuntimeError):
@@ -51,29 +43,10 @@ def weights_file(model_dir: Path) -> Path:
 
 # --- serialization scanning: opcodes only, nothing is unpickled ------------------------
 def pickle_globals(data: bytes) -> list[tuple[str, str]]:
-    """Every (module, name) a pickle would import, read from its opcodes. A STACK_GLOBAL
-    whose names cannot be resolved statically is reported as ('?', '?')."""
-    found, strings, memo = [], [], {}
-    for op, arg, _ in pickletools.genops(data):
-        if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING",
-                       "BINSTRING", "SHORT_BINSTRING"):
-            strings.append(arg)
-        elif op.name == "MEMOIZE":
-            memo[len(memo)] = strings[-1] if strings else None
-        elif op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            memo[arg] = strings[-1] if strings else None
-        elif op.name in ("GET", "BINGET", "LONG_BINGET"):
-            strings.append(memo.get(arg))
-        elif op.name in ("GLOBAL", "INST"):
-            mod, _, name = str(arg).partition(" ")
-            found.append((mod, name))
-        elif op.name == "STACK_GLOBAL":
-            mod, name = (strings[-2], strings[-1]) if len(strings) >= 2 else (None, None)
-            found.append((mod, name) if isinstance(mod, str) and isinstance(name, str) else ("?", "?"))
-        if op.name not in ("MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT") and "UNICODE" not in op.name \
-                and "STRING" not in op.name and "GET" not in op.name:
-            strings.append(None)  # anything else breaks a (module, name) pair
-    return found
+    """Every (module, name) a pickle would import, read from its opcodes, over *every*
+    stream in `data` (torch's legacy format hides its payload after a first stream).
+    A STACK_GLOBAL whose names cannot be resolved statically is reported as ('?', '?')."""
+    return _all_stream_globals(data)
 
 
 def _pickle_streams(path: Path) -> list[tuple[str, bytes]]:
