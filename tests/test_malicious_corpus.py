@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from ml07lab.cli import main
-from ml07lab.controls import isolation as iso
+from ml07lab.controls.isolation import gate as iso
 from ml07lab.safety.corpus import Canary, build_corpus
 from ml07lab.safety.folder import scan_folder
 
