@@ -358,7 +358,8 @@ def model_isolation_section(cfg, progress: bool = False) -> dict[str, Any]:  # n
     import time
 
     from ..artifacts import load_or_build
-    from ..attack.scenario import backbone_key
+    from ..attack.scenario import control_inputs
+    from ..data.scenario import build_scenario_data
     from ..verify import EVAL_VERSION
 
     def build() -> tuple[dict, dict]:
@@ -374,5 +375,5 @@ def model_isolation_section(cfg, progress: bool = False) -> dict[str, Any]:  # n
                "seconds": round(sum(r["seconds"] for r in recs), 2), "build_seconds": round(time.perf_counter() - t0, 2)}
         return {}, {"metrics": out}
 
-    key = backbone_key(cfg, "finetune_epochs", "finetune_lr") + "-v4" + EVAL_VERSION
-    return dict(load_or_build("model-isolation", cfg, build, key=key).metrics)
+    inputs = control_inputs(cfg, build_scenario_data(cfg), version="v4", eval_version=EVAL_VERSION)
+    return dict(load_or_build("model-isolation", cfg, build, inputs=inputs).metrics)
