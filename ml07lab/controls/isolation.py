@@ -131,7 +131,12 @@ def sign_model_dir(model_dir: str | Path, private_key: str | Path) -> Path:
     """Sign every file of `model_dir` (model-signing, EC key, offline); writes model.sig."""
     import model_signing
 
+    from ..validation import check_ec_private_key
+
     d = Path(model_dir)
+    if not d.is_dir():
+        raise ValueError(f"model folder {d} does not exist (or is not a folder).")
+    check_ec_private_key(private_key)  # before the old signature is removed
     (d / SIGNATURE).unlink(missing_ok=True)
     model_signing.signing.Config().use_elliptic_key_signer(private_key=str(private_key)) \
         .set_hashing_config(_hashing_config()).sign(d, d / SIGNATURE)
