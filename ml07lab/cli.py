@@ -150,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_environment()
         check_cli_args(args._command, args._parser, args)
+        if hasattr(args, "profile"):  # every knob the command line sets, checked before any work
+            import dataclasses
+
+            from .config import LabConfig
+            knobs = {f.name for f in dataclasses.fields(LabConfig)} - {"profile", "seed", "dataset"}
+            config_from(args, **{k: getattr(args, k) for k in knobs if getattr(args, k, None) is not None})
         return int(args.func(args) or 0)
     except (ValueError, RuntimeError, OSError) as e:  # DataError, ArtifactError, bad knobs: one clear line
         print(f"ml07lab: error: {e}", file=sys.stderr)

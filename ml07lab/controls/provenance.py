@@ -234,7 +234,7 @@ def verify_dataset(root: str | Path, trusted: Keyring, decode: bool = True,
     t0 = time.perf_counter()
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"Dataset folder {root} does not exist" + (" (it is a file)." if root.exists() else "."))
+        raise DataError(f"Dataset folder {root} " + ("is a file, not a folder." if root.exists() else "does not exist."))
     sp = Path(signature_path) if signature_path else root / SIGNATURE
     if not sp.is_file():
         raise UnsignedDatasetError(
