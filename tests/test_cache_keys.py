@@ -207,3 +207,16 @@ def test_every_load_or_build_call_names_its_inputs() -> None:
                 if not any(k.arg == "inputs" for k in node.keywords):
                     missing.append(f"{path.relative_to(PKG)}:{node.lineno}")
     assert not missing, missing
+
+
+def test_clean_backbone_is_shared_but_its_metrics_follow_the_company(cache: Path) -> None:
+    """One clean backbone serves every company (its weights never see them); the company
+    metrics it reports are re-measured when the company split differs, never reused."""
+    cfg = tiny()
+    cfg2 = cfg.replace(target=cfg.target + 1)
+    d1, d2 = build_scenario_data(cfg), build_scenario_data(cfg2)
+    _, a1 = backbones.clean_backbone(cfg, d1)
+    _, a2 = backbones.clean_backbone(cfg2, d2)
+    assert a1.built and not a2.built and a1.path == a2.path
+    assert a2.meta.get("metrics_remeasured") and not a1.meta.get("metrics_remeasured")
+    assert a2.meta["metrics_inputs"]["data"]["target"]["index"] == cfg2.target
