@@ -160,6 +160,7 @@ INPUT_PATHS: dict[str, tuple[str, ...]] = {
     "data verify": ("dir", "trusted", "signature"), "evaluate": ("model",), "deploy": ("model",),
     "sign": ("model", "key"), "audit": ("model_dir", "baseline", "public_key"), "run": ("labs",),
 }
+OUTPUT_DIRS: dict[str, tuple[str, ...]] = {"data keygen": ("dir",), "audit": ("out",), "run": ("out",)}
 MIN_INTS: dict[str, int] = {"show": 0, "cell_timeout": 1}
 
 
@@ -177,6 +178,10 @@ def check_cli_args(command: str, parser: Any, args: Any) -> None:
         for v in (value if isinstance(value, list) else [value]):
             if v is not None and not Path(v).expanduser().exists():
                 raise ConfigError(f"{_option_name(parser, dest)} {v}: no such file or folder (the path does not exist).")
+    for dest in OUTPUT_DIRS.get(command, ()):
+        value = getattr(args, dest, None)
+        if value is not None and Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
+            raise ConfigError(f"{_option_name(parser, dest)} {value} is a file; give a folder (created if missing).")
     for dest, low in MIN_INTS.items():
         value = getattr(args, dest, None)
         if value is not None and value < low:

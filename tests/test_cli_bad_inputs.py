@@ -95,6 +95,9 @@ CASES: list[tuple[str, dict[str, str], str]] = [
     ("data verify {dir} --trusted " + NOPE, {}, "--trusted"),
     ("data verify {dir}", {}, "--trusted"),
     ("data verify {dir} --trusted {ed25519} --signature " + NOPE, {}, "--signature"),
+    ("data keygen cur --dir {file}", {}, "--dir"),
+    ("audit {dir} --out {file}", {}, "--out"),
+    ("run --out {file}", {}, "--out"),
     ("data", {}, "fetch,import"),
     ("nonsense", {}, "command"),
 ]
