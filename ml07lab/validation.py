@@ -10,6 +10,7 @@ Nothing here imports torch or touches the disk, except `check_data_dir` (a stat)
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import re
 from pathlib import Path
@@ -63,7 +64,7 @@ def _rule(kind: type, lo: float | None, hi: float | None, lo_open: bool) -> str:
 def check_number(knob: str, value: Any) -> None:
     kind, lo, hi, lo_open = _NUMBERS[knob]
     rule = _rule(kind, lo, hi, lo_open)
-    ok_type = isinstance(value, int) if kind is int else isinstance(value, (int, float))
+    ok_type = isinstance(value, numbers.Integral) if kind is int else isinstance(value, numbers.Real)  # numpy too
     if isinstance(value, bool) or not ok_type or (kind is float and not math.isfinite(value)):
         raise _fail(knob, rule, value)
     if (lo is not None and (value <= lo if lo_open else value < lo)) or (hi is not None and value > hi):
@@ -93,7 +94,10 @@ def validate_config(cfg: Any, profiles: tuple[str, ...]) -> None:
     if not isinstance(cfg.stem_pool, bool):
         raise _fail("stem_pool", "True or False", cfg.stem_pool)
     for knob in _NUMBERS:
-        check_number(knob, getattr(cfg, knob))
+        value = getattr(cfg, knob)
+        check_number(knob, value)
+        if type(value) is not _NUMBERS[knob][0]:  # numpy scalars, 1 for 1.0: same config, same cache key
+            object.__setattr__(cfg, knob, int(value) if _NUMBERS[knob][0] is int else float(value))
     if not isinstance(cfg.extra, dict):
         raise _fail("extra", "a dict", cfg.extra)
 
