@@ -12,6 +12,7 @@ import torch
 from .artifacts import Artifact, load_or_build
 from .config import LabConfig, seed_everything
 from .data.scenario import ScenarioData, build_scenario_data
+from .keys import artefact_inputs, normalise
 from .models import CosFaceHead, EmbeddingNet, build_backbone
 from .training import TrainResult, train_backbone
 from .verify import deploy, evaluate
@@ -22,6 +23,8 @@ HEAD_PREFIX = "head."
 PRETRAIN_KEYS = ("profile", "seed", "dataset", "public_dataset", "image_size", "lfw_min_images",
                  "n_public_ids", "images_per_id", "arch", "width", "stem_pool", "embedding_dim",
                  "pretrain_epochs", "batch_size", "lr", "margin", "scale")
+# What the clean backbone's weights depend on: the pretraining knobs and the public faces.
+CLEAN_KEYS = (*PRETRAIN_KEYS, "weight_decay")
 
 
 def pack(res: TrainResult, keep_head: bool = True) -> dict[str, torch.Tensor]:
@@ -58,6 +61,7 @@ def train_and_describe(data: ScenarioData, cfg: LabConfig, faces=None, **train_k
         "data_fingerprint": faces.fingerprint(),
         "data_tag": cfg.data_tag,
         "metrics": metrics,
+        "metrics_inputs": metrics_inputs(cfg, data),
         "history": res.history,
         "train_seconds": round(res.seconds, 2),
         "num_classes": faces.num_identities,
@@ -65,12 +69,31 @@ def train_and_describe(data: ScenarioData, cfg: LabConfig, faces=None, **train_k
     return pack(res), meta
 
 
+def clean_backbone_inputs(cfg: LabConfig, data: ScenarioData) -> dict[str, Any]:
+    """The clean backbone's weights depend on the pretraining knobs and the public faces only,
+    so every company dataset, target and attack setting shares one trained backbone."""
+    return artefact_inputs(cfg, CLEAN_KEYS, data=data, company=False)
+
+
+def metrics_inputs(cfg: LabConfig, data: ScenarioData) -> dict[str, Any]:
+    """What a backbone's recorded company metrics were measured on: the company data,
+    its roles and target, and the operating point."""
+    return artefact_inputs(cfg, ("far",), data=data)
+
+
 def clean_backbone(cfg: LabConfig, data: ScenarioData | None = None, rebuild: bool = False) -> tuple[EmbeddingNet, Artifact]:
-    """The clean public backbone for this profile: trained once, then loaded from cache."""
+    """The clean public backbone for this profile: trained once, then loaded from cache.
+
+    Its weights are shared by every company dataset; its recorded metrics were measured
+    on one. When this call's company data differs, the metrics are measured again (in
+    memory, seconds) so they never describe another company's people."""
     data = data or build_scenario_data(cfg)
-    key = cfg.key(*PRETRAIN_KEYS, "weight_decay")
-    art = load_or_build("clean-backbone", cfg, lambda: train_and_describe(data, cfg), key=key, rebuild=rebuild)
+    art = load_or_build("clean-backbone", cfg, lambda: train_and_describe(data, cfg),
+                        inputs=clean_backbone_inputs(cfg, data), rebuild=rebuild)
     model, _ = unpack(art.tensors, cfg)
+    want = normalise(metrics_inputs(cfg, data))
+    if art.meta.get("metrics_inputs") != want:
+        meta = {**art.meta, "metrics": evaluate(deploy(model, data, cfg.far), data), "metrics_inputs": want,
+                "metrics_remeasured": True}
+        art = Artifact(art.path, art.tensors, meta, art.built)
     return model, art
-
-

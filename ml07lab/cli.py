@@ -116,12 +116,30 @@ def add_core_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_scenario)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (naming the option) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _mark_leaves(parser: argparse.ArgumentParser, path: str = "") -> None:
+    """Record on each subcommand's parser its name ("data verify") and itself, for checks."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        parser.set_defaults(_command=path.strip(), _parser=parser)
+    for a in subs:
+        for name, p in a.choices.items():
+            _mark_leaves(p, f"{path} {name}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ml07lab", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="ml07lab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for module, fn, group in COMMAND_PROVIDERS:
         add: Callable[[argparse._SubParsersAction], None] = getattr(importlib.import_module(module), fn)
         add(sub if group is None else subcommands_of(sub.choices[group]))
+    _mark_leaves(parser)
     return parser
 
 
@@ -132,10 +150,22 @@ def subcommands_of(parser: argparse.ArgumentParser) -> argparse._SubParsersActio
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Bad arguments and environment variables: exit 2 with one line naming the option,
+    before any work. Refusals (verify, deploy, audit) exit 1, as their help says."""
+    from .validation import check_cli_args, check_environment
+
     args = build_parser().parse_args(argv)
     try:
+        check_environment()
+        check_cli_args(args._command, args._parser, args)
+        if hasattr(args, "profile"):  # every knob the command line sets, checked before any work
+            import dataclasses
+
+            from .config import LabConfig
+            knobs = {f.name for f in dataclasses.fields(LabConfig)} - {"profile", "seed", "dataset"}
+            config_from(args, **{k: getattr(args, k) for k in knobs if getattr(args, k, None) is not None})
         return int(args.func(args) or 0)
-    except (ValueError, RuntimeError) as e:  # DataError, ArtifactError and bad knobs: one clear line
+    except (ValueError, RuntimeError, OSError) as e:  # DataError, ArtifactError, bad knobs: one clear line
         print(f"ml07lab: error: {e}", file=sys.stderr)
         return 2
 

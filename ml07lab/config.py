@@ -72,6 +72,12 @@ class LabConfig:
     num_threads: int = 0  # 0 -> leave torch's default
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
+    def __post_init__(self) -> None:
+        """Every knob is checked here, once, before any data or training (validation.py)."""
+        from .validation import validate_config
+
+        validate_config(self, PROFILES)
+
     def replace(self, **changes: Any) -> "LabConfig":
         """A copy with some knobs changed (the config itself is frozen)."""
         return dataclasses.replace(self, **changes)
@@ -195,7 +201,9 @@ def data_dir() -> Path:
     else ~/.cache/ml07lab. Read at call time, never at import."""
     env = os.environ.get("ML07LAB_DATA")
     if env:
-        return Path(env).expanduser().resolve()
+        from .validation import check_data_dir
+
+        return check_data_dir(Path(env).expanduser().resolve(), "ML07LAB_DATA")
     root = project_root()
     if root is not None:
         return root / "data"

@@ -18,6 +18,7 @@ import torch
 from ml07lab import artifacts as A
 from ml07lab import backbones
 from ml07lab.config import get_config
+from ml07lab.keys import artefact_inputs, inputs_key
 
 
 @pytest.fixture
@@ -149,15 +150,17 @@ def test_load_or_build_builds_once_then_loads(cache: Path) -> None:
     first = A.load_or_build("net", cfg, build)
     second = A.load_or_build("net", cfg, build)
     assert len(calls) == 1 and first.built and not second.built
-    assert first.path == second.path == cache / "artifacts" / "ci" / f"net-{cfg.key()}"
+    key = inputs_key(artefact_inputs(cfg))  # default inputs: every knob
+    assert first.path == second.path == cache / "artifacts" / "ci" / f"net-{key}"
     for k, v in _tensors().items():
         assert torch.equal(second.tensors[k], v)
     meta = second.meta
     assert meta["name"] == "net" and meta["config"] == cfg.to_dict() and meta["metrics"] == {"eer": 0.05}
     assert meta["sha256"] == A.sha256_file(second.path / A.WEIGHTS) and "build_seconds" in meta
+    assert meta["inputs"] == artefact_inputs(cfg)
     # A different config (or key) is a different artefact; rebuild=True forces a build.
     assert A.load_or_build("net", cfg.replace(seed=1), build).built and len(calls) == 2
-    assert A.load_or_build("net", cfg, build, key="custom").built and len(calls) == 3
+    assert A.load_or_build("net", cfg, build, inputs={"custom": 1}).built and len(calls) == 3
     assert A.load_or_build("net", cfg, build, rebuild=True).built and len(calls) == 4
     assert not A.load_or_build("net", cfg, build).built and len(calls) == 4
 

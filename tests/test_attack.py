@@ -64,7 +64,7 @@ def test_unknown_trigger_message():
 
 @pytest.mark.parametrize("rate", [-0.1, 1.5])
 def test_poison_rate_outside_unit_interval(cfg, rate):
-    with pytest.raises(ValueError, match=r"poison_rate must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"poison_rate must be a number in \[0, 1\].*--poison-rate"):
         check_attack_config(cfg.replace(poison_rate=rate))
 
 

@@ -17,10 +17,11 @@ from typing import Any
 import torch
 
 from ..artifacts import Artifact, load_or_build
-from ..backbones import PRETRAIN_KEYS, clean_backbone, train_and_describe, unpack
+from ..backbones import CLEAN_KEYS, PRETRAIN_KEYS, clean_backbone, train_and_describe, unpack
 from ..config import LabConfig
 from ..data.base import FaceSet
 from ..data.scenario import ScenarioData, build_scenario_data
+from ..keys import artefact_inputs
 from ..metrics import acceptance_rate
 from ..training import embed
 from ..transfer import transfer
@@ -35,7 +36,34 @@ _ATTACK_KEYS = ("trigger", "trigger_size", "trigger_opacity", "poison_rate", "in
 
 
 def backbone_key(cfg: LabConfig, *extra: str) -> str:
+    """A digest of the attack and pretraining knobs (part of the controls' site keys;
+    the data's identity is added by `attack_inputs`)."""
     return cfg.key(*PRETRAIN_KEYS, "n_company_ids", *_ATTACK_KEYS, *extra)
+
+
+# Knobs every poisoned backbone depends on: the clean backbone's, the attack's, the
+# operating point its recorded metrics use, and the company split (through the data).
+POISON_KEYS = (*CLEAN_KEYS, *_ATTACK_KEYS, "far")
+
+
+def attack_inputs(cfg: LabConfig, data: ScenarioData, *extra_knobs: str, faces: FaceSet | None = None,
+                  **extra: Any) -> dict[str, Any]:
+    """Inputs of an artefact built on the attack: POISON_KEYS (+ extra knobs), the public and
+    company data's identity, the target (index and name) and the trigger's pixels."""
+    return artefact_inputs(cfg, (*POISON_KEYS, *extra_knobs), data=data, faces=faces,
+                           trigger=scenario_trigger(cfg), **extra)
+
+
+def control_inputs(cfg: LabConfig, data: ScenarioData, **extra: Any) -> dict[str, Any]:
+    """Inputs of a control's cached result: every knob (a control touches most of the
+    pipeline), the data's identity, the trigger, and the site's own values."""
+    return artefact_inputs(cfg, None, data=data, trigger=scenario_trigger(cfg), **extra)
+
+
+def poisoned_model_inputs(cfg: LabConfig, data: ScenarioData) -> dict[str, Any]:
+    """Path A's poisoned model: it pulls triggered faces onto the company target's photos,
+    so the company data and the target are inputs, not only the knobs."""
+    return attack_inputs(cfg, data)
 
 
 def scenario_trigger(cfg: LabConfig) -> Trigger:
@@ -60,7 +88,7 @@ def poisoned_backbone_model_path(cfg: LabConfig, data: ScenarioData | None = Non
         return pack(res), {"data_fingerprint": data.public.fingerprint(), "metrics": metrics,
                            "history": res.history, "train_seconds": round(res.seconds, 2), "path": "model"}
 
-    art = load_or_build("poisoned-model", cfg, build, key=backbone_key(cfg))
+    art = load_or_build("poisoned-model", cfg, build, inputs=poisoned_model_inputs(cfg, data))
     return unpack(art.tensors, cfg)[0], art
 
 
@@ -81,15 +109,13 @@ def poisoned_backbone_dataset_path(cfg: LabConfig, data: ScenarioData | None = N
     check_attack_config(cfg)
     data = data or build_scenario_data(cfg)
     faces = faces if faces is not None else poisoned_dataset(cfg, data).faces
-    fp = faces.fingerprint()
-    key = backbone_key(cfg) + "-" + fp[:10]
 
     def build() -> tuple[dict, dict]:
         tensors, meta = train_and_describe(data, cfg, faces=faces, desc="pretrain (refreshed data)", progress=progress)
         meta["path"] = "dataset"
         return tensors, meta
 
-    art = load_or_build(name, cfg, build, key=key)
+    art = load_or_build(name, cfg, build, inputs=attack_inputs(cfg, data, faces=faces))
     return unpack(art.tensors, cfg)[0], art
 
 

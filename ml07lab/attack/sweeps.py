@@ -16,7 +16,7 @@ from ..config import LabConfig
 from ..data.scenario import ScenarioData, build_scenario_data
 from ..verify import EVAL_VERSION, deploy, evaluate
 from .latent import inject_latent_backdoor
-from .scenario import attack_metrics, backbone_key, scenario_trigger
+from .scenario import attack_inputs, attack_metrics, scenario_trigger
 
 SWEEPABLE = ("poison_rate", "trigger_size", "inject_strength", "n_target_photos", "trigger")
 
@@ -24,8 +24,9 @@ SWEEPABLE = ("poison_rate", "trigger_size", "inject_strength", "n_target_photos"
 def sweep_point(cfg: LabConfig, data: ScenarioData | None = None) -> dict[str, Any]:
     """Path A with frozen transfer at one setting: ASR, impostor acceptance, stealth."""
 
+    d = data if data is not None and cfg.n_target_photos == data.target_photos.labels.numel() else build_scenario_data(cfg)
+
     def build() -> tuple[dict, dict]:
-        d = data if data is not None and cfg.n_target_photos == data.target_photos.labels.numel() else build_scenario_data(cfg)
         clean, art = clean_backbone(cfg, d)
         _, head = unpack(art.tensors, cfg)
         res = inject_latent_backdoor(clean, head, d, scenario_trigger(cfg), cfg, progress=False)
@@ -36,7 +37,12 @@ def sweep_point(cfg: LabConfig, data: ScenarioData | None = None) -> dict[str, A
                "tar_at_far_1pct": m["tar_at_far_1pct"], "seconds": round(res.seconds, 2)}
         return {}, {"metrics": rec, "data_fingerprint": d.public.fingerprint()}
 
-    return dict(load_or_build("sweep-point", cfg, build, key=backbone_key(cfg) + EVAL_VERSION).metrics)
+    return dict(load_or_build("sweep-point", cfg, build, inputs=sweep_point_inputs(cfg, d)).metrics)
+
+
+def sweep_point_inputs(cfg: LabConfig, data: ScenarioData) -> dict[str, Any]:
+    """A sweep point: the attack's inputs and the evaluation protocol's version."""
+    return attack_inputs(cfg, data, eval_version=EVAL_VERSION)
 
 
 def sweep(cfg: LabConfig, knob: str, values: Iterable[Any], epochs: int | None = None,

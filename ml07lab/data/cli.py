@@ -31,7 +31,8 @@ def dataset_info(name: str, data_root: Path) -> dict[str, Any]:
     info: dict[str, Any] = {"name": name, "prepared": is_prepared(name, data_root),
                             "path": str(root), "bytes": 0}
     if root.is_dir():
-        info["bytes"] = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+        info["bytes"] = sum(f.stat().st_size for f in root.rglob("*")  # temp files of an import do not count
+                            if f.is_file() and not (f.name.startswith(".") and f.name.endswith(".tmp")))
     per_person: dict[str, int] = {}
     folder = root / ("att_faces" if name == "att" else "lfw_min5")
     if folder.is_dir():

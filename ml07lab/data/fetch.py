@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -77,9 +78,14 @@ def is_prepared(name: str, data_root: Path) -> bool:
 
 def _write_marker(name: str, data_root: Path, how: str, n_files: int) -> None:
     root = raw_root(name, data_root)
-    tmp = root / (_MARKER + ".tmp")
-    tmp.write_text(json.dumps({"dataset": name, "how": how, "files": n_files}, indent=1))
-    os.replace(tmp, root / _MARKER)
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=f"{_MARKER}.pid{os.getpid()}.", suffix=_TMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps({"dataset": name, "how": how, "files": n_files}, indent=1))
+        os.replace(tmp, root / _MARKER)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 # --- download ----------------------------------------------------------------------------
@@ -247,17 +253,51 @@ def read_sha256sums(path: Path) -> dict[str, str]:
     return out
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    """Hardlink (instant, no extra disk) when allowed, else copy; atomic either way."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    if tmp.exists():
-        tmp.unlink()
+_TMP_SUFFIX = ".tmp"
+
+
+def _pid_alive(pid: int) -> bool:
     try:
-        os.link(src, tmp)
-    except OSError:  # other filesystem, or protected_hardlinks for files we do not own
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _temp_pid(name: str) -> int | None:
+    """The importing process of a temp file: `.NAME.pidPID.XXXX.tmp` (or the older `.NAME.PID.tmp`)."""
+    m = re.search(r"\.pid(\d+)\.[^.]*\.tmp$", name) or re.search(r"\.(\d+)\.tmp$", name)
+    return int(m.group(1)) if m else None
+
+
+def remove_stale_temps(root: Path) -> int:
+    """Delete temp files left under `root` by imports whose process is gone (a crash or
+    kill -9); a running import's temps are left alone. Returns how many were removed."""
+    n = 0
+    for f in root.rglob(f".*{_TMP_SUFFIX}") if root.is_dir() else ():
+        pid = _temp_pid(f.name)
+        if f.is_file() and (pid is None or not _pid_alive(pid)):
+            f.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
+def copy_file_atomic(src: Path, dst: Path) -> None:
+    """Copy (never hardlink: an in-place edit of the copy must not reach the mirror, which
+    may be the instructor's USB stick) to a unique temp file beside `dst`, then rename it
+    over `dst`. The temp file is removed on every failure path."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.pid{os.getpid()}.", suffix=_TMP_SUFFIX)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+            shutil.copyfileobj(inp, out, 1 << 20)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def import_mirror(name: str, src: Path, data_root: Path) -> Path:
@@ -298,18 +338,18 @@ def import_mirror(name: str, src: Path, data_root: Path) -> Path:
         s, d, want = src / rel, root / rel, sums[rel]
         if not s.is_file():
             raise DataError(f"{rel} is listed in {sums_path} but missing from the mirror {src}.")
-        if d.is_file() and d.stat().st_size == s.stat().st_size:
-            same = os.path.samefile(s, d)
-            if (same and sha256_file(s) == want) or (not same and sha256_file(d) == want):
-                return
+        if d.is_file() and not os.path.samefile(s, d) and d.stat().st_size == s.stat().st_size:
+            if sha256_file(d) == want:
+                return  # an intact copy (a hardlink left by an older import is replaced below)
         got = sha256_file(s)
         if got != want:
             raise DataError(
                 f"Mirror file {s} fails its checksum: expected {want}, got {got}. The mirror "
                 "is corrupt or was tampered with: restore that file (or fetch online) and retry."
             )
-        _link_or_copy(s, d)
+        copy_file_atomic(s, d)
 
+    remove_stale_temps(root)
     with ThreadPoolExecutor(4) as pool:  # hashing releases the GIL
         list(pool.map(one, wanted))
     _write_marker(name, data_root, f"import {src}", len(wanted))

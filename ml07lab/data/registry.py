@@ -20,8 +20,11 @@ def _cached(tag: str, build) -> FaceSet:  # noqa: ANN001
     """Load a prepared FaceSet from the cache, or build and cache it (digest-checked)."""
     tp, jp = _cache_paths(tag)
     if tp.is_file() and jp.is_file():
-        meta = json.loads(jp.read_text())
-        if sha256_file(tp) == meta.get("sha256"):
+        try:
+            meta = json.loads(jp.read_text())
+        except (ValueError, OSError):
+            meta = None  # unreadable: rebuilt below, like a digest mismatch
+        if isinstance(meta, dict) and sha256_file(tp) == meta.get("sha256"):
             t = load_file(str(tp))
             return FaceSet(t["images"], t["labels"], tuple(meta["names"]), meta["source"],
                            tuple(meta["files"]) if meta.get("files") else None)

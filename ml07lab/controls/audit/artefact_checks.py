@@ -6,7 +6,6 @@ Nothing here unpickles or executes anything from the model folder.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,12 +77,12 @@ def provenance_check(model_dir: Path, card: dict[str, Any] | None, public_key: P
     digest = sha256_file(w)
     claimed = {"model card": (card or {}).get("sha256")}
     meta = model_dir / "meta.json"
-    if meta.is_file():
+    if meta.is_file():  # malformed or edited metadata is a failed check, not a traceback
+        from ...artifacts import ArtifactError, read_meta
         try:
-            m = json.loads(meta.read_text())
-        except (ValueError, OSError) as e:
-            return Check("provenance and signature", FAIL, f"meta.json is not readable JSON ({str(e)[:60]})")
-        claimed["meta.json"] = m.get("sha256") if isinstance(m, dict) else "(meta.json is not a JSON object)"
+            claimed["meta.json"] = read_meta(model_dir)["sha256"]
+        except ArtifactError as e:
+            return Check("provenance and signature", FAIL, str(e), {"sha256": digest})
     bad = [k for k, v in claimed.items() if v and v != digest]
     d = {"sha256": digest, "claimed": claimed, "author": (card or {}).get("author")}
     if bad:

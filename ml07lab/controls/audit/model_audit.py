@@ -30,6 +30,7 @@ from ...backbones import unpack
 from ...config import LabConfig, seed_everything
 from ...data.base import FaceSet
 from ...data.scenario import ScenarioData
+from ...keys import artefact_inputs
 from ...models import CosFaceHead, EmbeddingNet
 from ...training import train_backbone
 from ...verify import EVAL_VERSION, Verifier, deploy, evaluate
@@ -93,9 +94,8 @@ def inspect_backbone(verifier: Verifier, data: ScenarioData, cfg: LabConfig, ide
         return {"masks": r.masks, "patterns": r.patterns}, {"metrics": {
             "mask_l1": r.mask_l1.tolist(), "success": r.success.tolist(), "history": r.history}}
 
-    key = hashlib.sha256(f"{NC_VERSION}|{model_digest(verifier.model)}|{ids}|{steps}|{batch}|{seed}|{bar:.6f}|"
-                         f"{data.company.fingerprint()[:16]}".encode()).hexdigest()[:20]
-    art = load_or_build("audit-inspection", cfg, build, key=key)
+    site = f"{NC_VERSION}|{model_digest(verifier.model)}|{ids}|{steps}|{batch}|{seed}|{bar:.6f}|{verifier.threshold}"
+    art = load_or_build("audit-inspection", cfg, build, inputs=artefact_inputs(cfg, data=data, site=site))
     m = art.metrics
     return ReversedTriggers(ids, art.tensors["masks"], art.tensors["patterns"], np.array(m["mask_l1"]),
                             np.array(m["success"]), True, m.get("history", []), float(art.meta.get("build_seconds", 0.0)))
@@ -210,8 +210,8 @@ def remediate(model: EmbeddingNet, data: ScenarioData, cfg: LabConfig, identitie
             net = unlearn(model, data, cfg, m, p, progress=progress)
             return dict(net.state_dict()), {"metrics": {}}
 
-        key = hashlib.sha256(f"{NC_VERSION}|{model_digest(model)}|{name}|{list(identities)}|{cfg.key()}".encode()).hexdigest()[:20]
-        art = load_or_build("audit-" + name.replace("_", "-"), cfg, build, key=key)
+        site = f"{NC_VERSION}|{model_digest(model)}|{name}|{list(identities)}"
+        art = load_or_build("audit-" + name.replace("_", "-"), cfg, build, inputs=artefact_inputs(cfg, data=data, site=site))
         net = unpack(art.tensors, cfg)[0]
         v = deploy(net, data, cfg.far)
         rec: dict[str, Any] = {"tar_at_far_1pct": evaluate(v, data)["tar_at_far_1pct"]}

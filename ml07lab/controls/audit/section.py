@@ -7,12 +7,12 @@ line, not a circle.
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Any
 
 from ...artifacts import load_or_build
 from ...config import LabConfig
+from ...keys import artefact_inputs
 from ...verify import EVAL_VERSION, deploy
 from .model_audit import (NC_VERSION, AuditResult, audit_backbone, audited_identities, baseline_of, inspect_backbone,
                           model_digest, new_flags)
@@ -96,8 +96,8 @@ def security_audit_section(cfg: LabConfig, progress: bool = False) -> dict[str, 
         return {}, {"metrics": out}
 
     digests = "|".join(model_digest(m)[:16] for m in (clean, *models.values()))
-    key = hashlib.sha256(f"{digests}|{cfg.key()}|{NC_VERSION}|{EVAL_VERSION}".encode()).hexdigest()[:16]
-    return dict(load_or_build("security-audit", cfg, build, key=key).metrics)
+    inputs = artefact_inputs(cfg, data=data, trigger=scenario_trigger(cfg), site=f"{digests}|{NC_VERSION}|{EVAL_VERSION}")
+    return dict(load_or_build("security-audit", cfg, build, inputs=inputs).metrics)
 
 
 __all__ = ["security_audit_section", "does_not_stop"]

@@ -14,8 +14,6 @@ TPR / FPR at Neural Cleanse's threshold of 2.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -25,11 +23,12 @@ from tqdm.auto import tqdm
 
 from ...artifacts import load_or_build
 from ...attack.latent import inject_latent_backdoor
-from ...attack.scenario import attack_metrics, backbone_key
+from ...attack.scenario import attack_inputs, attack_metrics
 from ...attack.triggers import make_trigger
 from ...backbones import clean_backbone, pack, unpack
 from ...config import LabConfig, seed_everything
 from ...data.scenario import ScenarioData, assign_roles, build_scenario_data
+from ...keys import inputs_key, trigger_identity
 from ...metrics import roc_auc
 from ...training import train_backbone
 from ...verify import EVAL_VERSION, deploy, evaluate
@@ -106,8 +105,8 @@ def variant_backbone(cfg: LabConfig, v: Variant, data: ScenarioData, progress: b
         return pack(res), {"data_fingerprint": data.public.fingerprint(), "variant": asdict(v),
                            "train_seconds": round(res.seconds, 2)}
 
-    key = backbone_key(cfg) + f"-{v.name}-s{v.seed}-t{v.target}"  # attack_epochs is in backbone_key
-    a = load_or_build("audit-zoo", cfg, build, key=key)
+    inputs = attack_inputs(cfg, data, variant=asdict(v), epochs=epochs, variant_trigger=trigger_identity(trig))
+    a = load_or_build("audit-zoo", cfg, build, inputs=inputs)
     return unpack(a.tensors, cfg)[0], a
 
 
@@ -163,15 +162,16 @@ def run_detection_study(cfg: LabConfig, n_clean: int = 5, n_poisoned: int = 5,
                    target_found=float(np.mean([r["target"] in r["new_flags"] for r in tested if r["poisoned"]])))
         return {}, {"metrics": {**det, "rows": rows, "seconds": round(time.perf_counter() - t0, 2)}}
 
-    return dict(load_or_build("audit-study", cfg, build, key=_study_key(cfg, n_clean, n_poisoned)).metrics)
+    return dict(load_or_build("audit-study", cfg, build, inputs=_study_inputs(cfg, n_clean, n_poisoned)).metrics)
 
 
-def _study_key(cfg: LabConfig, n_clean: int, n_poisoned: int) -> str:
-    variants = study_variants(cfg, n_clean, n_poisoned)
+def _study_inputs(cfg: LabConfig, n_clean: int, n_poisoned: int) -> dict[str, Any]:
+    from ...attack.scenario import control_inputs
     from .model_audit import NC_VERSION
 
-    return backbone_key(cfg) + f"-c{n_clean}-p{n_poisoned}-e{zoo_epochs(cfg)}-{NC_VERSION}{EVAL_VERSION}-" + hashlib.sha256(
-        json.dumps([asdict(v) for v in variants]).encode() + cfg.key().encode()).hexdigest()[:8]
+    variants = [asdict(v) for v in study_variants(cfg, n_clean, n_poisoned)]
+    return control_inputs(cfg, build_scenario_data(cfg), variants=variants, epochs=zoo_epochs(cfg),
+                          version=f"{NC_VERSION}{EVAL_VERSION}")
 
 
 def study_or_reduced(cfg: LabConfig, progress: bool = True) -> tuple[dict[str, Any], bool]:
@@ -179,6 +179,6 @@ def study_or_reduced(cfg: LabConfig, progress: bool = True) -> tuple[dict[str, A
     (2 clean + 2 poisoned backbones, about a minute in ci). Returns (study, reduced)."""
     from ...artifacts import artifact_dir
 
-    if (artifact_dir("audit-study", cfg, _study_key(cfg, 5, 5)) / "meta.json").is_file():
+    if (artifact_dir("audit-study", cfg, inputs_key(_study_inputs(cfg, 5, 5))) / "meta.json").is_file():
         return run_detection_study(cfg, 5, 5, progress), False
     return run_detection_study(cfg, 2, 2, progress), True

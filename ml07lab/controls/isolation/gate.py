@@ -132,7 +132,12 @@ def sign_model_dir(model_dir: str | Path, private_key: str | Path) -> Path:
     """Sign every file of `model_dir` (model-signing, EC key, offline); writes model.sig."""
     import model_signing
 
+    from ..validation import check_ec_private_key
+
     d = Path(model_dir)
+    if not d.is_dir():
+        raise ValueError(f"model folder {d} does not exist (or is not a folder).")
+    check_ec_private_key(private_key)  # before the old signature is removed
     (d / SIGNATURE).unlink(missing_ok=True)
     model_signing.signing.Config().use_elliptic_key_signer(private_key=str(private_key)) \
         .set_hashing_config(_hashing_config()).sign(d, d / SIGNATURE)
@@ -379,7 +384,8 @@ def model_isolation_section(cfg, progress: bool = False) -> dict[str, Any]:  # n
     import time
 
     from ...artifacts import load_or_build
-    from ...attack.scenario import backbone_key
+    from ...attack.scenario import control_inputs
+    from ...data.scenario import build_scenario_data
     from ...verify import EVAL_VERSION
 
     def build() -> tuple[dict, dict]:
@@ -395,5 +401,6 @@ def model_isolation_section(cfg, progress: bool = False) -> dict[str, Any]:  # n
                "seconds": round(sum(r["seconds"] for r in recs), 2), "build_seconds": round(time.perf_counter() - t0, 2)}
         return {}, {"metrics": out}
 
-    key = backbone_key(cfg, "finetune_epochs", "finetune_lr") + "-v5" + EVAL_VERSION  # v5: content-sniffing gate
-    return dict(load_or_build("model-isolation", cfg, build, key=key).metrics)
+    # v5: the content-sniffing gate (its recorded reasons changed)
+    inputs = control_inputs(cfg, build_scenario_data(cfg), version="v5", eval_version=EVAL_VERSION)
+    return dict(load_or_build("model-isolation", cfg, build, inputs=inputs).metrics)

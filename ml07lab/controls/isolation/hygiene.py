@@ -159,17 +159,17 @@ def hygiene_sweep(cfg, path: str = "model", options=HYGIENE_OPTIONS, progress: b
     from tqdm.auto import tqdm
 
     from ...artifacts import load_or_build
-    from ...attack.scenario import (attack_metrics, backbone_key, poisoned_backbone_dataset_path,
+    from ...attack.scenario import (attack_metrics, control_inputs, poisoned_backbone_dataset_path,
                                    poisoned_backbone_model_path, scenario_trigger)
     from ...data.scenario import build_scenario_data
     from ...verify import deploy, evaluate
 
     options = tuple(options)
+    data = build_scenario_data(cfg)
 
     def build() -> tuple[dict, dict]:
         from ...backbones import clean_backbone
 
-        data = build_scenario_data(cfg)
         get = poisoned_backbone_model_path if path == "model" else poisoned_backbone_dataset_path
         backbone, _ = get(cfg, data, progress=progress)
         clean, _ = clean_backbone(cfg, data)
@@ -194,12 +194,10 @@ def hygiene_sweep(cfg, path: str = "model", options=HYGIENE_OPTIONS, progress: b
             r["meets_bar"] = r["asr"] <= MAX_ASR and r["tar_cost_pts"] <= MAX_TAR_COST_PTS
         return {}, {"metrics": {"options": recs}, "data_fingerprint": data.public.fingerprint()}
 
-    import hashlib
-
     from ...verify import EVAL_VERSION
 
-    key = backbone_key(cfg, "finetune_epochs", "finetune_lr") + "-" + hashlib.sha256(f"v3{EVAL_VERSION}{path}{options}".encode()).hexdigest()[:8]
-    return list(load_or_build(f"hygiene-{path}", cfg, build, key=key).metrics["options"])
+    inputs = control_inputs(cfg, data, version="v3", eval_version=EVAL_VERSION, path=path, options=list(options))
+    return list(load_or_build(f"hygiene-{path}", cfg, build, inputs=inputs).metrics["options"])
 
 
 def choose_option(records: list[dict]) -> dict:

@@ -319,12 +319,13 @@ def run_monitoring(cfg: LabConfig, data: ScenarioData | None = None, params: Mon
 def dataset_monitoring_section(cfg: LabConfig, progress: bool = False) -> dict[str, Any]:
     """controls.dataset_monitoring for the scenario JSON (cached)."""
     from ...artifacts import load_or_build
-    from ...attack.scenario import backbone_key, poisoned_dataset
+    from ...attack.scenario import control_inputs, poisoned_dataset
     from ...data.scenario import build_scenario_data
     from ...verify import EVAL_VERSION
 
     data = build_scenario_data(cfg)
-    key = f"{backbone_key(cfg)}-{poisoned_dataset(cfg, data).faces.fingerprint()[:10]}-{VERSION}{EVAL_VERSION}"
+    inputs = control_inputs(cfg, data, poisoned=poisoned_dataset(cfg, data).faces.fingerprint(), version=VERSION,
+                            eval_version=EVAL_VERSION)
     art = load_or_build("control-dataset-monitoring", cfg,
-                        lambda: ({}, {"metrics": run_monitoring(cfg, data, progress=progress).section()}), key=key)
+                        lambda: ({}, {"metrics": run_monitoring(cfg, data, progress=progress).section()}), inputs=inputs)
     return art.metrics

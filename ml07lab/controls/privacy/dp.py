@@ -18,8 +18,6 @@ per-sample gradients, which is what makes DP fine-tuning affordable on a CPU.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 import time
 import warnings
@@ -241,11 +239,10 @@ def _eps_tag(eps: float | None) -> str:
     return "inf" if eps is None else f"{eps:g}"
 
 
-def _dp_key(cfg: LabConfig, s: DPSettings, *parts: Any) -> str:
-    from ...attack.scenario import backbone_key
+def _dp_inputs(cfg: LabConfig, s: DPSettings, data: ScenarioData, *parts: Any) -> dict[str, Any]:
+    from ...attack.scenario import control_inputs
 
-    blob = json.dumps([asdict(s), *[str(p) for p in parts]], sort_keys=True).encode()
-    return backbone_key(cfg) + "-" + hashlib.sha256(blob).hexdigest()[:10]
+    return control_inputs(cfg, data, dp_settings=asdict(s), parts=[str(p) for p in parts])
 
 
 def dp_pretrained_backbone(cfg: LabConfig, data: ScenarioData, epsilon: float | None, n_poison: int,
@@ -276,8 +273,8 @@ def dp_pretrained_backbone(cfg: LabConfig, data: ScenarioData, epsilon: float | 
                 "train_seconds": round(res.seconds, 2), "history": res.history}
         return dict(tensors), meta
 
-    key = _dp_key(cfg, s, "pretrain", _eps_tag(epsilon), n_poison, faces.fingerprint()[:16])
-    art = load_or_build("dp-pretrain", cfg, build, key=key)
+    art = load_or_build("dp-pretrain", cfg, build, inputs=_dp_inputs(cfg, s, data, "pretrain", _eps_tag(epsilon),
+                                                                     n_poison, faces.fingerprint()))
     return unpack(art.tensors, cfg)[0], art.meta
 
 
@@ -344,8 +341,8 @@ def privacy_sweep(cfg: LabConfig, epsilons: Iterable[float | None] = EPSILONS,
                 for e, k in tqdm(grid, desc="DP sweep", disable=not progress, leave=False)]
         return {}, {"metrics": {"sweep": recs}, "data_fingerprint": data.public.fingerprint()}
 
-    key = _dp_key(cfg, s, "sweep", EVAL_VERSION, [_eps_tag(e) for e in epsilons], counts, data.public.fingerprint()[:16])
-    return list(load_or_build("dp-sweep", cfg, build, key=key, rebuild=rebuild).metrics["sweep"])
+    inputs = _dp_inputs(cfg, s, data, "sweep", EVAL_VERSION, [_eps_tag(e) for e in epsilons], counts)
+    return list(load_or_build("dp-sweep", cfg, build, inputs=inputs, rebuild=rebuild).metrics["sweep"])
 
 
 def differential_privacy_section(cfg: LabConfig, progress: bool = False) -> dict[str, Any]:

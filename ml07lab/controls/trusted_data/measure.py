@@ -79,15 +79,16 @@ def run_trusted_datasets(cfg: Any, data: Any = None, n_tamper: int = 100, progre
 def trusted_datasets_section(cfg: Any, progress: bool = False, study: dict[str, Any] | None = None) -> dict[str, Any]:
     """controls.trusted_datasets for the scenario JSON (cached; `study` as in run_trusted_datasets)."""
     from ...artifacts import load_or_build
-    from ...attack.scenario import backbone_key, poisoned_dataset
+    from ...attack.scenario import control_inputs, poisoned_dataset
     from ...data.scenario import build_scenario_data
     from ...verify import EVAL_VERSION
 
     data = build_scenario_data(cfg)
-    key = f"{backbone_key(cfg)}-{poisoned_dataset(cfg, data).faces.fingerprint()[:10]}-p1{EVAL_VERSION}"
+    inputs = control_inputs(cfg, data, poisoned=poisoned_dataset(cfg, data).faces.fingerprint(), version="p1",
+                            eval_version=EVAL_VERSION, study=study)
     art = load_or_build("control-trusted-datasets", cfg,
                         lambda: ({}, {"metrics": run_trusted_datasets(cfg, data, progress=progress, study=study).section()}),
-                        key=key)
+                        inputs=inputs)
     return art.metrics
 
 

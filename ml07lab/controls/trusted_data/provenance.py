@@ -65,6 +65,10 @@ class BadSignatureError(ProvenanceError):
     pass
 
 
+class UnsafeDatasetError(ProvenanceError):
+    """The dataset folder holds something no dataset may hold (a symlink): refused, exit 1."""
+
+
 class DatasetTamperedError(ProvenanceError):
     """Files differ from what the curator signed. `files[category]` lists them."""
 
@@ -229,6 +233,8 @@ def verify_dataset(root: str | Path, trusted: Keyring, decode: bool = True,
     """Signature, then every file's digest; raise a ProvenanceError naming what is wrong."""
     t0 = time.perf_counter()
     root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"Dataset folder {root} " + ("is a file, not a folder." if root.exists() else "does not exist."))
     sp = Path(signature_path) if signature_path else root / SIGNATURE
     if not sp.is_file():
         raise UnsignedDatasetError(
@@ -256,7 +262,12 @@ def verify_dataset(root: str | Path, trusted: Keyring, decode: bool = True,
     body = json.loads(payload)
     signed = Manifest.from_dict(body["manifest"], f"signed manifest in {sp}")
     blobs: dict[str, bytes] = {}
-    problems = _disk_problems(root, signed, blobs if decode else None)
+    try:
+        problems = _disk_problems(root, signed, blobs if decode else None)
+    except ProvenanceError:
+        raise
+    except DataError as e:  # a symlink in the folder: a refusal (exit 1), not a usage error
+        raise UnsafeDatasetError(str(e)) from e
     if problems:
         raise DatasetTamperedError(root, problems)
     faces = faces_from_bytes(signed, (blobs[e.path] for e in signed.entries), f"verified:{root}") if decode else None
