@@ -157,9 +157,9 @@ def load_artifact(folder: str | Path, verify: bool = True) -> Artifact:
                 f"modified or corrupted. Delete {folder} to rebuild it from scratch."
             )
     try:
-        tensors = load_safetensors(wp)  # strict header checks (ml07lab.safety), never unpickled
+        tensors = load_safetensors(wp, remedy=f"Delete {folder} to rebuild it.")  # strict checks, never unpickled
     except ValueError as e:
-        raise ArtifactError(f"{e} Delete {folder} to rebuild it.") from e
+        raise ArtifactError(str(e)) from e
     return Artifact(folder, tensors, meta)
 
 

@@ -166,7 +166,7 @@ def test_verify_refuses_a_symlink_with_the_refusal_code(tmp_path: Path, monkeypa
 
 
 def test_verify_api_on_a_missing_folder_says_so(tmp_path: Path) -> None:
-    from ml07lab.controls.provenance import Keyring, verify_dataset
+    from ml07lab.controls.trusted_data.provenance import Keyring, verify_dataset
     from ml07lab.data.base import DataError
 
     with pytest.raises(DataError, match="does not exist") as e:

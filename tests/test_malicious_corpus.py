@@ -144,15 +144,17 @@ def test_clean_artefacts_still_pass(corpus, env, tmp_path):
 
 
 def test_unparsable_safetensors_is_one_clear_error(tmp_path):
-    from ml07lab.artifacts import load_artifact, save_artifact, sha256_file
+    from ml07lab.artifacts import DIGEST, ArtifactError, artifact_digest, load_artifact, save_artifact, sha256_file
 
     d = tmp_path / "a"
     save_artifact(d, {"w": torch.ones(3)}, {"name": "a"})
     w = d / "model.safetensors"
     w.write_bytes(b"\xff" * 8 + w.read_bytes()[8:])  # header length now absurd
     meta = json.loads((d / "meta.json").read_text())
-    (d / "meta.json").write_text(json.dumps({**meta, "sha256": sha256_file(w)}))  # digest agrees: only parsing fails
-    with pytest.raises(ValueError, match=r"not a valid safetensors file.*safetensors-huge-header"):
+    meta["sha256"] = sha256_file(w)
+    meta[DIGEST] = artifact_digest(meta)
+    (d / "meta.json").write_text(json.dumps(meta))  # both digests agree: only parsing fails
+    with pytest.raises(ArtifactError, match=r"not a valid safetensors file.*safetensors-huge-header"):
         load_artifact(d)
 
 

@@ -87,15 +87,15 @@ def check_safetensors(path: str | Path, name: str | None = None) -> list[Finding
     return []
 
 
-def load_safetensors(path: str | Path) -> dict:
-    """safetensors.torch.load_file after the strict check; one clear ValueError otherwise."""
+def load_safetensors(path: str | Path, remedy: str = "Delete it to rebuild it, or fetch it again.") -> dict:
+    """safetensors.torch.load_file after the strict check; one clear ValueError otherwise
+    (ending with `remedy`: what the caller's user should do about it)."""
     from safetensors.torch import load_file
 
     bad = check_safetensors(path)
     if bad:
-        raise ValueError(f"{path} is not a valid safetensors file: {bad[0].detail} [{bad[0].code}]. "
-                         "Delete it to rebuild it, or fetch it again.")
+        raise ValueError(f"{path} is not a valid safetensors file: {bad[0].detail} [{bad[0].code}]. {remedy}")
     try:
         return load_file(str(path))
     except Exception as e:  # noqa: BLE001 - the library's SafetensorError is not a ValueError
-        raise ValueError(f"{path} is not a valid safetensors file ({str(e).splitlines()[0][:160]}).") from e
+        raise ValueError(f"{path} is not a valid safetensors file ({str(e).splitlines()[0][:160]}). {remedy}") from e

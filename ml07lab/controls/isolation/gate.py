@@ -132,7 +132,7 @@ def sign_model_dir(model_dir: str | Path, private_key: str | Path) -> Path:
     """Sign every file of `model_dir` (model-signing, EC key, offline); writes model.sig."""
     import model_signing
 
-    from ..validation import check_ec_private_key
+    from ...validation import check_ec_private_key
 
     d = Path(model_dir)
     if not d.is_dir():
