@@ -35,7 +35,15 @@ _ATTACK_KEYS = ("trigger", "trigger_size", "trigger_opacity", "poison_rate", "in
 
 
 def backbone_key(cfg: LabConfig, *extra: str) -> str:
-    return cfg.key(*PRETRAIN_KEYS, "n_company_ids", *_ATTACK_KEYS, *extra)
+    """Cache key of the attacker's models and everything built on them. A company folder
+    adds its content fingerprint (the attacker's target photos come from it); the kit's
+    own datasets keep their keys."""
+    key = cfg.key(*PRETRAIN_KEYS, "n_company_ids", *_ATTACK_KEYS, *extra)
+    if cfg.has_company_folder:
+        from ..data.folder import folder_fingerprint
+
+        key += "-c" + folder_fingerprint(cfg.company_dataset)[:10]
+    return key
 
 
 def scenario_trigger(cfg: LabConfig) -> Trigger:
