@@ -91,7 +91,10 @@ def _cmd_scenario(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             over[name] = getattr(args, name)
     cfg = config_from(args, **over)
-    emit(run_scenario(cfg, args.path, args.transfer), args)
+    result = run_scenario(cfg, args.path, args.transfer)
+    emit(result, args)
+    for w in result.get("company_folder", {}).get("warnings", []):
+        print(f"ml07lab: warning: {w}", file=sys.stderr)
     return 0
 
 

@@ -69,8 +69,14 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     new = read_manifest(args.new)
     faces = load_faceset(Path(args.new) if Path(args.new).is_dir() else Path(args.new).parent, new)
     if faces.images.shape[-1] != cfg.image_size:
+        from ..config import PROFILES, get_config
+
+        match = [p for p in PROFILES if get_config(p).image_size == faces.images.shape[-1]]
+        fix = (f"pick the matching --profile ({', '.join(match)})" if match else
+               f"no profile uses that size: export the photos at {cfg.image_size} px first, e.g. "
+               f"`export_faceset(load_folder('folder:DIR', {cfg.image_size}), OUT)` (ml07lab.data.folder)")
         raise DataError(f"{args.new} holds {faces.images.shape[-1]} px images but profile {cfg.profile} "
-                        f"uses {cfg.image_size} px; pick the matching --profile.")
+                        f"uses {cfg.image_size} px; {fix}.")
     model = unpack(load_artifact(args.reference).tensors, cfg)[0] if args.reference else clean_backbone(cfg)[0]
     rep = monitor_refresh(read_manifest(args.old), new, faces, model, MonitorParams(eps=cfg.poison_rate), cfg.seed)
     files = [e.path for e in new.entries]

@@ -58,9 +58,19 @@ def sniff(head: bytes) -> str | None:
         return None
 
 
-def classify(name: str, head: bytes) -> tuple[str | None, str | None]:
+def decodes(data: bytes) -> bool:
+    """True when Pillow decodes the whole image (first frame), not just its header."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+        return True
+    except Exception:  # noqa: BLE001 - truncated, corrupt or hostile: not decodable
+        return False
+
+
+def classify(name: str, head: bytes, decode: bool = False) -> tuple[str | None, str | None]:
     """(format, None) for an image, (None, reason) for a skipped file. `head`: the file's
-    first bytes (the whole file is fine too)."""
+    first bytes, or with `decode=True` the whole file, which must then decode fully."""
     if name.startswith(".") or name.endswith("~") or name.startswith("#"):
         return None, HIDDEN
     suffix = os.path.splitext(name)[1]
@@ -69,7 +79,11 @@ def classify(name: str, head: bytes) -> tuple[str | None, str | None]:
     if not head:
         return None, EMPTY
     fmt = sniff(head[:_SNIFF_BYTES])
-    return (fmt, None) if fmt else (None, NOT_IMAGE_CONTENT)
+    if fmt is None:
+        return None, NOT_IMAGE_CONTENT
+    if decode and not decodes(head):
+        return None, DAMAGED
+    return fmt, None
 
 
 def classify_file(path: Path) -> tuple[str | None, str | None]:
@@ -91,7 +105,12 @@ class FolderScan:
     root: Path
     people: dict[str, list[str]]
     skipped: dict[str, str] = field(default_factory=dict)
-    formats: Counter = field(default_factory=Counter)
+    format_of: dict[str, str] = field(default_factory=dict)  # photo -> Pillow format name
+
+    @property
+    def formats(self) -> Counter:
+        """Photos in use per format (GIF, PPM, PNG, ...)."""
+        return Counter(self.format_of[f] for fs in self.people.values() for f in fs)
 
     def skip(self, rel: str, reason: str) -> None:
         self.skipped[rel] = reason
@@ -157,7 +176,7 @@ def scan_folder(root: str | Path, min_photos: int = 2) -> FolderScan:
                     scan.skip(rel, reason)
                 else:
                     photos.append(rel)
-                    scan.formats[fmt] += 1
+                    scan.format_of[rel] = str(fmt)
         if photos:
             scan.people[entry.name] = photos
     scan.drop_people_with_few(min_photos)

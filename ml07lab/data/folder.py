@@ -229,3 +229,14 @@ def size_warnings(summary: dict[str, Any], clean: dict[str, Any] | None = None) 
                        f"re-splits: differences under {200 * sd:.0f} points are noise, so the notebooks' "
                        "2-point comparisons are meaningless on this set.")
     return out
+
+
+def scenario_report(data: Any, clean: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a scenario run on a company folder should say about the folder: the scan,
+    the quality warnings (counts) and the small-set warnings, with their numbers."""
+    meta = data.company.meta
+    warnings = size_warnings(data.summary(), clean)
+    for kind, n in meta.get("quality_counts", {}).items():
+        warnings.append(f"{n} of {len(data.company) + len(data.outsiders)} photos flagged {kind}.")
+    return {"source": data.company.source, "crop": meta.get("crop"), "scan": meta.get("scan", {}),
+            "quality_counts": meta.get("quality_counts", {}), "warnings": warnings}
