@@ -162,7 +162,7 @@ def build_manifest(root: str | Path, name: str | None = None, source: str = "unk
     stamp, entries, skipped = now_utc(), [], {}
     for rel in data_files(root):
         b = read_bytes(root, rel)
-        _, why = classify(PurePosixPath(rel).name, b, decode=True)  # the loader's own file filter
+        _, why = classify(PurePosixPath(rel).name, b)  # the loader's file filter; damaged bytes stay listed (a change)
         if why:
             skipped[rel] = why
             continue

@@ -170,7 +170,7 @@ def load_folder(spec: str | Path, size: int, box=None) -> FaceSet:  # noqa: ANN0
     kept = {r for rels in scan.people.values() for r in rels}
     keep_idx = [i for i, r in enumerate(decoded) if r in kept]
     if not scan.people:
-        raise DataError(f"No usable photos in {path}: " + (scan.report().replace("\n", "; ") or "empty")
+        raise DataError(f"No images usable in sub-folders of {path}: " + scan.report().replace("\n", "; ")
                         + ". Put each person's photos (any format Pillow reads) in their own "
                         "sub-folder, at least 2 per person.")
     files = [f for rels in scan.people.values() for f in rels]
