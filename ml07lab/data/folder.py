@@ -225,7 +225,7 @@ def size_warnings(summary: dict[str, Any], clean: dict[str, Any] | None = None) 
             out.append(f"{per_split:.0f} genuine pairs per split: one accepted pair moves TAR by "
                        f"{100 / per_split:.1f} points (the lab wants >= {MIN_GENUINE} pairs).")
         if sd > MAX_SPREAD:
-            out.append(f"TAR@FAR1% varies by {100 * sd:.1f} points (sd) across {clean.get('n_splits')} "
+            out.append(f"TAR@FAR1% varies by {100 * sd:.1f} points (sd) across {int(clean.get('n_splits', 0))} "
                        f"re-splits: differences under {200 * sd:.0f} points are noise, so the notebooks' "
                        "2-point comparisons are meaningless on this set.")
     return out

@@ -118,6 +118,33 @@ def build_face_folder(variant: str, out: str | Path, src: Path | None = None) ->
     return out
 
 
+def att_available() -> bool:
+    """Whether the AT&T PGMs are imported (else `demo_source` falls back to synthetic people)."""
+    try:
+        att_pgm_dir()
+        return True
+    except DataError:
+        return False
+
+
+def demo_source(out: str | Path) -> Path:
+    """The photos the appendix builds its folder from: the imported AT&T PGMs, or, where
+    they are not prepared (a hosted notebook), 48 synthetic people written as 92x112 PGMs
+    into `out` (say so: numbers on synthetic faces say nothing about real ones)."""
+    try:
+        return att_pgm_dir()
+    except DataError:
+        from .synthetic import generate_faces
+
+        fs = generate_faces(48, 10, size=112, seed=0, id_offset=5000)
+        out = Path(out)
+        for i, (img, lab) in enumerate(zip(fs.images, fs.labels.tolist())):
+            d = out / f"s{lab + 1}"
+            d.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img[0].numpy()).resize((92, 112)).save(d / f"{i % 10 + 1}.pgm")
+        return out
+
+
 def build_face_folders(out: str | Path, variants=VARIANTS, src: Path | None = None) -> dict[str, Path]:  # noqa: ANN001
     """Every variant under `out/<variant>`."""
     return {v: build_face_folder(v, Path(out) / v, src) for v in variants}
