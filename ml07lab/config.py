@@ -155,9 +155,11 @@ def get_config(profile: str | None = None, company: str | None = None, **overrid
         )
     settings = dict(_PROFILE_SETTINGS[profile])
     env_ds = os.environ.get("ML07LAB_DATASET")
+    if env_ds and env_ds.startswith("folder:"):  # your own faces: the company people (see `company`)
+        company, env_ds = company or env_ds, None
     if env_ds:
         if env_ds not in ("synthetic", "real"):
-            raise ValueError(f"ML07LAB_DATASET must be 'synthetic' or 'real', not {env_ds!r}.")
+            raise ValueError(f"ML07LAB_DATASET must be 'synthetic', 'real' or folder:PATH, not {env_ds!r}.")
         settings["dataset"] = env_ds
     settings.update(overrides)
     company = company or os.environ.get("ML07LAB_COMPANY") or None

@@ -94,6 +94,9 @@ def test_company_option_reaches_every_profile(tmp_path: Path, monkeypatch) -> No
     assert get_config("ci").company_dataset == f"folder:{tmp_path.resolve()}"
     with pytest.raises(ValueError, match="ML07LAB_COMPANY"):
         get_config("ci", company="att")
+    monkeypatch.delenv("ML07LAB_COMPANY")
+    monkeypatch.setenv("ML07LAB_DATASET", f"folder:{tmp_path}")  # the name the issue tried first
+    assert get_config("ci").company_dataset == f"folder:{tmp_path.resolve()}"
 
 
 def test_cli_accepts_company(tmp_path: Path, capsys) -> None:
