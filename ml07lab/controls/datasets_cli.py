@@ -26,6 +26,8 @@ def _json_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_manifest(args: argparse.Namespace) -> int:
+    from collections import Counter
+
     from .manifest import MANIFEST, build_manifest, read_manifest
 
     root = Path(args.dir)
@@ -43,7 +45,8 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
         atomic_write_bytes(out, json.dumps(m.to_dict(), indent=1, sort_keys=True).encode() + b"\n")
     counts = m.counts()
     _emit({"manifest": str(out), "files": len(m), "identities": len(m.identities),
-           "bytes": sum(e.size for e in m.entries), "largest_identities": sorted(counts.items(), key=lambda kv: -kv[1])[:5]},
+           "bytes": sum(e.size for e in m.entries), "largest_identities": sorted(counts.items(), key=lambda kv: -kv[1])[:5],
+           "skipped_by_reason": dict(Counter(m.meta.get("skipped", {}).values()))},  # same filter as the loader
           args)
     return 0
 
