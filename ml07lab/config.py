@@ -162,7 +162,12 @@ def get_config(profile: str | None = None, company: str | None = None, **overrid
             raise ValueError(f"ML07LAB_DATASET must be 'synthetic', 'real' or folder:PATH, not {env_ds!r}.")
         settings["dataset"] = env_ds
     settings.update(overrides)
-    company = company or os.environ.get("ML07LAB_COMPANY") or None
+    if company is None and "company_dataset" not in overrides:  # an explicit argument beats the env
+        company = os.environ.get("ML07LAB_COMPANY") or None
+    asked = overrides.get("company_dataset")
+    if asked and not str(asked).startswith("folder:") and settings.get("dataset", "real") == "synthetic":
+        raise ValueError(f"company_dataset={asked!r} is not used on synthetic faces (profile {profile}): "
+                         "add dataset='real', or pass company='folder:PATH' for your own faces.")
     if company:
         from .data.folder import normalise_spec  # lazy: config stays import-light
 

@@ -94,6 +94,9 @@ def test_company_option_reaches_every_profile(tmp_path: Path, monkeypatch) -> No
     assert get_config("ci").company_dataset == f"folder:{tmp_path.resolve()}"
     with pytest.raises(ValueError, match="ML07LAB_COMPANY"):
         get_config("ci", company="att")
+    with pytest.raises(ValueError, match="not used on synthetic faces"):  # never silently ignored
+        get_config("ci", company_dataset="att")
+    assert get_config("ci", dataset="real", company_dataset="att").company_dataset == "att"
     monkeypatch.delenv("ML07LAB_COMPANY")
     monkeypatch.setenv("ML07LAB_DATASET", f"folder:{tmp_path}")  # the name the issue tried first
     assert get_config("ci").company_dataset == f"folder:{tmp_path.resolve()}"
