@@ -45,6 +45,9 @@ def _add_common(p: argparse.ArgumentParser, json_file: bool = False) -> None:
                    help="lab profile (default: $ML07LAB_PROFILE, 'ci' under CI=true, else 'laptop')")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--dataset", choices=["synthetic", "real"], default=None)
+    p.add_argument("--company", default=None, metavar="folder:PATH",
+                   help="your own faces as the company people: one sub-folder per person; add "
+                        "#crop=att to frame like AT&T (default: $ML07LAB_COMPANY, else the profile's)")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
                    help="machine-readable output (to FILE, or stdout when no FILE)")
 
@@ -53,7 +56,7 @@ def config_from(args: argparse.Namespace, **extra: Any):  # noqa: ANN201
     from .config import get_config
 
     over = {k: v for k, v in (("seed", args.seed), ("dataset", args.dataset)) if v is not None}
-    return get_config(args.profile, **over, **extra)
+    return get_config(args.profile, company=getattr(args, "company", None), **over, **extra)
 
 
 def _cmd_train_backbone(args: argparse.Namespace) -> int:
@@ -90,7 +93,10 @@ def _cmd_scenario(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             over[name] = getattr(args, name)
     cfg = config_from(args, **over)
-    emit(run_scenario(cfg, args.path, args.transfer), args)
+    result = run_scenario(cfg, args.path, args.transfer)
+    emit(result, args)
+    for w in result.get("company_folder", {}).get("warnings", []):
+        print(f"ml07lab: warning: {w}", file=sys.stderr)
     return 0
 
 

@@ -100,8 +100,14 @@ class LabConfig:
     def data_tag(self) -> str:
         """Human name of the data the scenario runs on, e.g. 'lfw->att' or 'synthetic'."""
         if self.dataset == "synthetic":
-            return "synthetic"
+            return f"synthetic->{self.company_dataset}" if self.has_company_folder else "synthetic"
         return f"{self.public_dataset}->{self.company_dataset}"
+
+    @property
+    def has_company_folder(self) -> bool:
+        """True when the company people come from your own folder (`company="folder:PATH"`):
+        then every profile, ci included, uses it (public people stay the profile's)."""
+        return self.company_dataset.startswith("folder:")
 
 
 _PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
@@ -137,9 +143,13 @@ _PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
-def get_config(profile: str | None = None, **overrides: Any) -> LabConfig:
+def get_config(profile: str | None = None, company: str | None = None, **overrides: Any) -> LabConfig:
     """The config for a profile: argument, else $ML07LAB_PROFILE, else 'ci' under CI=true,
-    else 'laptop'. $ML07LAB_DATASET=synthetic|real overrides the profile's dataset."""
+    else 'laptop'. $ML07LAB_DATASET=synthetic|real overrides the profile's dataset.
+
+    `company="folder:PATH"` (else $ML07LAB_COMPANY) makes your own faces the company people
+    (and outsiders) under any profile; the public people stay the profile's (synthetic
+    on ci, LFW on laptop/full). Add `#crop=att` to frame photos like the kit's AT&T set."""
     if profile is None:
         profile = os.environ.get("ML07LAB_PROFILE") or (
             "ci" if os.environ.get("CI", "").lower() == "true" else "laptop"
@@ -151,11 +161,26 @@ def get_config(profile: str | None = None, **overrides: Any) -> LabConfig:
         )
     settings = dict(_PROFILE_SETTINGS[profile])
     env_ds = os.environ.get("ML07LAB_DATASET")
+    if env_ds and env_ds.startswith("folder:"):  # your own faces: the company people (see `company`)
+        company, env_ds = company or env_ds, None
     if env_ds:
         if env_ds not in ("synthetic", "real"):
-            raise ValueError(f"ML07LAB_DATASET must be 'synthetic' or 'real', not {env_ds!r}.")
+            raise ValueError(f"ML07LAB_DATASET must be 'synthetic', 'real' or folder:PATH, not {env_ds!r}.")
         settings["dataset"] = env_ds
     settings.update(overrides)
+    if company is None and "company_dataset" not in overrides:  # an explicit argument beats the env
+        company = os.environ.get("ML07LAB_COMPANY") or None
+    asked = overrides.get("company_dataset")
+    if asked and not str(asked).startswith("folder:") and settings.get("dataset", "real") == "synthetic":
+        raise ValueError(f"company_dataset={asked!r} is not used on synthetic faces (profile {profile}): "
+                         "add dataset='real', or pass company='folder:PATH' for your own faces.")
+    if company:
+        from .data.folder import normalise_spec  # lazy: config stays import-light
+
+        try:
+            settings["company_dataset"] = normalise_spec(company)
+        except ValueError as e:
+            raise ValueError(f"company={company!r}: {e} (argument, --company or ML07LAB_COMPANY)") from None
     return LabConfig(profile=profile, **settings)
 
 

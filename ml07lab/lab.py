@@ -10,6 +10,7 @@ def start(profile: str | None = None, **overrides: Any) -> LabConfig:
     """Return the lab config for this session, seeded, with the lab's plot style on.
 
     Profile: argument, else $ML07LAB_PROFILE, else 'ci' under CI=true, else 'laptop'.
+    `company="folder:PATH"` (else $ML07LAB_COMPANY) runs the scenario on your own faces.
     """
     cfg = get_config(profile, **overrides)
     seed_everything(cfg.seed)

@@ -160,6 +160,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .config import project_root
 
     cfg = config_from(args)
+    if cfg.has_company_folder:  # the notebooks' lab.start() reads it from the environment
+        os.environ["ML07LAB_COMPANY"] = cfg.company_dataset
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """No profile/dataset/CI variables: each test sets exactly what it checks."""
-    for var in ("ML07LAB_PROFILE", "ML07LAB_DATASET", "CI"):
+    for var in ("ML07LAB_PROFILE", "ML07LAB_DATASET", "ML07LAB_COMPANY", "CI"):
         monkeypatch.delenv(var, raising=False)
     return monkeypatch
 

@@ -169,7 +169,7 @@ def test_corrupt_image_names_file_and_chains_cause(tmp_path: Path) -> None:
 
 def test_folder_errors_empty_and_too_few_images(tmp_path: Path) -> None:
     (tmp_path / "empty" / "alice").mkdir(parents=True)
-    with pytest.raises(DataError, match="No images"):
+    with pytest.raises(DataError, match="No images usable"):
         real.load_folder(tmp_path / "empty", 16)
     with pytest.raises(DataError, match="not found"):
         real.load_folder(tmp_path / "missing", 16)
@@ -178,9 +178,12 @@ def test_folder_errors_empty_and_too_few_images(tmp_path: Path) -> None:
         (root / person).mkdir(parents=True)
         for i in range(n):
             _img(40, 40, i).save(root / person / f"{i}.png")
+    fs = real.load_folder(root, 16)  # bob is skipped, and the report says why
+    assert fs.names == ("alice",) and fs.meta["skipped_files"] == {"bob/0.png": "person folder with fewer than 2 usable photos"}
+    (root / "alice" / "1.png").unlink()
     with pytest.raises(DataError, match="fewer than 2") as e:
         real.load_folder(root, 16)
-    assert "bob" in str(e.value)
+    assert "bob/0.png" in str(e.value)
 
 
 # --- download: verify, skip when cached, atomic --------------------------------------------

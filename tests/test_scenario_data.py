@@ -14,6 +14,7 @@ from PIL import Image
 
 from ml07lab.config import get_config
 from ml07lab.data.base import DataError, FaceSet
+from ml07lab.data.registry import load_dataset
 from ml07lab.data.scenario import ATTACKER, ENROL, FINETUNE, TEST, ScenarioData, assign_roles, build_scenario_data
 
 # The reduced real setting shared with tests/test_real_backbone.py (one prepared cache).
@@ -96,8 +97,10 @@ def test_too_few_photos_per_person_is_a_clear_error(tmp_path: Path) -> None:
             Image.fromarray(rng.integers(0, 256, (40, 40), dtype=np.uint8)).save(tmp_path / "faces" / person / f"{i}.png")
     cfg = get_config("ci", dataset="real", public_dataset=f"folder:{tmp_path / 'faces'}",
                      company_dataset=f"folder:{tmp_path / 'faces'}")
-    with pytest.raises(DataError, match="fewer than 2 images"):
+    with pytest.raises(DataError, match="too few people"):  # bob is skipped (one photo): alice alone
         build_scenario_data(cfg)
+    assert load_dataset(cfg.company_dataset, cfg).meta["skipped_files"] == {
+        "bob/0.png": "person folder with fewer than 2 usable photos"}
     # Enough photos to exist, too few for the roles: the message says what is needed.
     with pytest.raises(DataError, match="needs at least"):
         assign_roles(torch.tensor([0, 0, 0, 1, 1, 1]), 0, n_enrol=3, n_finetune=0, n_target_photos=0, seed=0)

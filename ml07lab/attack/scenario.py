@@ -197,6 +197,10 @@ def run_scenario(cfg: LabConfig, path: str = "model", transfer_mode: str = "froz
                     "poison": p_art.meta.get("train_seconds")},
         "controls": {},
     }
+    if cfg.has_company_folder:  # your own faces: what was skipped, flagged, and too small to compare
+        from ..data.folder import scenario_report
+
+        result["company_folder"] = scenario_report(data, result["clean"])
     return result
 
 

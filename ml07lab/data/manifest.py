@@ -27,6 +27,7 @@ from PIL import Image
 
 from ..artifacts import atomic_write_bytes
 from .base import DataError, FaceSet
+from .files import classify
 
 FORMAT = "ml07lab-dataset-manifest/1"
 MANIFEST = "manifest.json"
@@ -158,9 +159,13 @@ def build_manifest(root: str | Path, name: str | None = None, source: str = "unk
     if not root.is_dir():
         raise DataError(f"{root} is not a folder. Pass a dataset folder (one sub-folder per identity).")
     prev = previous.by_path() if previous else {}
-    stamp, entries = now_utc(), []
+    stamp, entries, skipped = now_utc(), [], {}
     for rel in data_files(root):
         b = read_bytes(root, rel)
+        _, why = classify(PurePosixPath(rel).name, b)  # the loader's file filter; damaged bytes stay listed (a change)
+        if why:
+            skipped[rel] = why
+            continue
         digest = sha256_bytes(b)
         old = prev.get(rel)
         label = (labels or {}).get(rel) or (old.label if old else PurePosixPath(rel).parts[0])
@@ -169,7 +174,7 @@ def build_manifest(root: str | Path, name: str | None = None, source: str = "unk
                                      old.added if same else stamp))
     idents = list(previous.identities) if previous else []
     idents += sorted({e.label for e in entries} - set(idents))
-    return Manifest(name or root.name, idents, entries)
+    return Manifest(name or root.name, idents, entries, meta={"skipped": skipped} if skipped else {})
 
 
 # --- faces <-> folders ----------------------------------------------------------------

@@ -251,23 +251,10 @@ def load_lfw(root: Path, size: int, min_images: int = 5) -> FaceSet:
 
 # --- any folder ------------------------------------------------------------------------
 
-def load_folder(path: Path, size: int) -> FaceSet:
-    """Your own faces: one sub-folder per person (jpg/jpeg/png/pgm/bmp), centre square
-    crop, grey. Photos should show one roughly centred face, cropped eyebrows-to-chin
-    like the lab's datasets, so the pretrained backbone sees what it was trained on."""
+def load_folder(path: Path | str, size: int) -> FaceSet:
+    """Your own faces: one sub-folder per person, any format Pillow reads (judged by
+    content), centre square unless the spec says `#crop=att|lfw|L,T,R,B`. See `folder`."""
     _check_size(size)
-    path = Path(path).expanduser()
-    if not path.is_dir():
-        raise DataError(
-            f"Face folder {path} not found. Pass a folder with one sub-folder of photos "
-            "per person, e.g. folder:./my_faces with my_faces/alice/1.jpg, my_faces/bob/1.jpg."
-        )
-    _, people = _scan_people(path)
-    if not people:
-        raise DataError(
-            f"No images ({', '.join(IMAGE_EXTS)}) in sub-folders of {path}. Put each "
-            "person's photos in their own sub-folder (my_faces/alice/1.jpg, ...)."
-        )
-    fs = _faceset(path, people, None, size, f"folder:{path}")
-    fs.check_min_images(2)
-    return fs
+    from .folder import load_folder as _load
+
+    return _load(path, size)

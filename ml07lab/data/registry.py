@@ -62,11 +62,10 @@ def load_dataset(name: str, cfg: LabConfig, *, min_images: int | None = None,
         m = min_images or cfg.lfw_min_images
         return _cached(f"lfw-{size}-min{m}", lambda: real.load_lfw(root, size, m))
     if name.startswith("folder:"):
-        from . import real
+        from .folder import load_folder
 
-        path = Path(name.split(":", 1)[1]).expanduser()
-        return real.load_folder(path, size)
+        return load_folder(name, size)
     raise DataError(
         f"Unknown dataset {name!r}. Choose one of: synthetic, att, lfw, folder:PATH "
-        "(a folder with one sub-folder of photos per person)."
+        "(a folder with one sub-folder of photos per person; add #crop=att to frame like AT&T)."
     )

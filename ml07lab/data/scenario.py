@@ -98,13 +98,13 @@ def build_scenario_data(cfg: LabConfig) -> ScenarioData:
     """Public, company and outsider people for cfg.dataset, with roles assigned."""
     from .registry import load_dataset
 
-    if cfg.dataset == "synthetic":
+    if cfg.dataset == "synthetic" and not cfg.has_company_folder:
         p, c, o = cfg.n_public_ids, cfg.n_company_ids, cfg.n_outsider_ids
         public = load_dataset("synthetic", cfg, n_ids=p)
         company = load_dataset("synthetic", cfg, n_ids=c, id_offset=p, images_per_id=cfg.company_images_per_id)
         outsiders = load_dataset("synthetic", cfg, n_ids=o, id_offset=p + c, images_per_id=cfg.company_images_per_id)
-    elif cfg.dataset == "real":
-        public = load_dataset(cfg.public_dataset, cfg)
+    elif cfg.dataset in ("real", "synthetic"):  # synthetic here: synthetic public, your folder's company
+        public = load_dataset("synthetic" if cfg.dataset == "synthetic" else cfg.public_dataset, cfg)
         people = load_dataset(cfg.company_dataset, cfg)
         people.check_min_images(2)
         rng = np.random.default_rng([cfg.seed, 11])

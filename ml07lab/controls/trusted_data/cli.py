@@ -26,6 +26,8 @@ def _json_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_manifest(args: argparse.Namespace) -> int:
+    from collections import Counter
+
     from ...data.manifest import MANIFEST, build_manifest, read_manifest
 
     root = Path(args.dir)
@@ -43,7 +45,8 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
         atomic_write_bytes(out, json.dumps(m.to_dict(), indent=1, sort_keys=True).encode() + b"\n")
     counts = m.counts()
     _emit({"manifest": str(out), "files": len(m), "identities": len(m.identities),
-           "bytes": sum(e.size for e in m.entries), "largest_identities": sorted(counts.items(), key=lambda kv: -kv[1])[:5]},
+           "bytes": sum(e.size for e in m.entries), "largest_identities": sorted(counts.items(), key=lambda kv: -kv[1])[:5],
+           "skipped_by_reason": dict(Counter(m.meta.get("skipped", {}).values()))},  # same filter as the loader
           args)
     return 0
 
@@ -69,8 +72,14 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     new = read_manifest(args.new)
     faces = load_faceset(Path(args.new) if Path(args.new).is_dir() else Path(args.new).parent, new)
     if faces.images.shape[-1] != cfg.image_size:
+        from ...config import PROFILES, get_config
+
+        match = [p for p in PROFILES if get_config(p).image_size == faces.images.shape[-1]]
+        fix = (f"pick the matching --profile ({', '.join(match)})" if match else
+               f"no profile uses that size: export the photos at {cfg.image_size} px first, e.g. "
+               f"`export_faceset(load_folder('folder:DIR', {cfg.image_size}), OUT)` (ml07lab.data.folder)")
         raise DataError(f"{args.new} holds {faces.images.shape[-1]} px images but profile {cfg.profile} "
-                        f"uses {cfg.image_size} px; pick the matching --profile.")
+                        f"uses {cfg.image_size} px; {fix}.")
     model = unpack(load_artifact(args.reference).tensors, cfg)[0] if args.reference else clean_backbone(cfg)[0]
     rep = monitor_refresh(read_manifest(args.old), new, faces, model, MonitorParams(eps=cfg.poison_rate), cfg.seed)
     files = [e.path for e in new.entries]
