@@ -175,7 +175,7 @@ def get_config(profile: str | None = None, company: str | None = None, **overrid
         raise ValueError(f"company_dataset={asked!r} is not used on synthetic faces (profile {profile}): "
                          "add dataset='real', or pass company='folder:PATH' for your own faces.")
     if company:
-        from .data.folder import normalise_spec  # lazy: config stays import-light
+        from .company_spec import normalise_spec
 
         try:
             settings["company_dataset"] = normalise_spec(company)

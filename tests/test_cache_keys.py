@@ -86,10 +86,13 @@ SITES: dict[str, tuple[Callable, Callable]] = {
 }
 
 
+_FOLDERS: dict[str, str] = {}  # knob -> a real face folder (a company folder is read on every profile)
+
+
 def _alt(name: str, value: Any) -> Any:
     """Another valid value for a knob."""
     alternatives = {"profile": "laptop", "trigger": "patch", "arch": "resnet18", "dataset": "real",
-                    "public_dataset": "folder:/x", "company_dataset": "folder:/y"}
+                    "public_dataset": "folder:/x", "company_dataset": "folder:/y", **_FOLDERS}
     if name in alternatives:
         return alternatives[name] if value != alternatives[name] else "glasses"
     if name == "image_size":
@@ -126,7 +129,9 @@ def _recorded_reads(cfg: Traced, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     return reads
 
 
-def test_every_knob_a_build_reads_changes_its_key(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_knob_a_build_reads_changes_its_key(cache: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(_FOLDERS, "company_dataset", f"folder:{_write_folder(tmp_path / 'co', 5, 100)}")
     cfg = tiny()
     reads = _recorded_reads(cfg, monkeypatch)
     assert set(reads) >= set(SITES), reads.keys()

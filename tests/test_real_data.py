@@ -26,6 +26,7 @@ from ml07lab.config import mirror_dir
 from ml07lab.data import fetch as F
 from ml07lab.data import real
 from ml07lab.data.base import DataError
+from ml07lab.data.folder import load_folder
 from ml07lab.data.cli import add_data_commands
 
 
@@ -141,7 +142,7 @@ def test_load_folder_mixed_formats_and_hidden_files(tmp_path: Path) -> None:
     _img(60, 60, 4).save(root / "bob" / "2.pgm")
     (root / "bob" / ".DS_Store").write_bytes(b"\0junk")
     (root / "bob" / "notes.txt").write_text("not a face")
-    fs = real.load_folder(root, 16)
+    fs = load_folder(root, 16)
     assert fs.names == ("alice", "bob") and fs.images.shape == (4, 1, 16, 16)
     assert fs.source == f"folder:{root}"
 
@@ -170,19 +171,19 @@ def test_corrupt_image_names_file_and_chains_cause(tmp_path: Path) -> None:
 def test_folder_errors_empty_and_too_few_images(tmp_path: Path) -> None:
     (tmp_path / "empty" / "alice").mkdir(parents=True)
     with pytest.raises(DataError, match="No images usable"):
-        real.load_folder(tmp_path / "empty", 16)
+        load_folder(tmp_path / "empty", 16)
     with pytest.raises(DataError, match="not found"):
-        real.load_folder(tmp_path / "missing", 16)
+        load_folder(tmp_path / "missing", 16)
     root = tmp_path / "few"
     for person, n in (("alice", 2), ("bob", 1)):
         (root / person).mkdir(parents=True)
         for i in range(n):
             _img(40, 40, i).save(root / person / f"{i}.png")
-    fs = real.load_folder(root, 16)  # bob is skipped, and the report says why
+    fs = load_folder(root, 16)  # bob is skipped, and the report says why
     assert fs.names == ("alice",) and fs.meta["skipped_files"] == {"bob/0.png": "person folder with fewer than 2 usable photos"}
     (root / "alice" / "1.png").unlink()
     with pytest.raises(DataError, match="fewer than 2") as e:
-        real.load_folder(root, 16)
+        load_folder(root, 16)
     assert "bob/0.png" in str(e.value)
 
 

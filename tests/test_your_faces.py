@@ -156,7 +156,7 @@ def test_gif_and_extensionless_copies_load_like_the_export(sets) -> None:
 
 @pytest.mark.real
 def test_junk_is_skipped_with_its_reason_and_manifest_agrees(sets) -> None:
-    from ml07lab.controls.manifest import build_manifest
+    from ml07lab.data.manifest import build_manifest
     from ml07lab.data.folder import load_folder
     from ml07lab.data.folder_sets import junk_files
 
@@ -189,14 +189,18 @@ def test_quality_and_size_warnings(sets) -> None:
 
 @pytest.mark.real
 def test_scenario_data_and_keys_follow_the_folder(sets) -> None:
-    from ml07lab.attack.scenario import backbone_key
+    from ml07lab.attack.scenario import attack_inputs
     from ml07lab.config import get_config
     from ml07lab.data.scenario import build_scenario_data
+    from ml07lab.keys import inputs_key
 
     cfg = get_config("ci", company=f"folder:{sets['subset15']}")
     data = build_scenario_data(cfg)
     assert data.public.names[0].startswith("synth-") and data.company.num_identities == 7
     assert data.outsiders.num_identities == 8 and data.company.meta["scan"]["people"] == 15
-    keys = {backbone_key(get_config("ci", company=f"folder:{sets[v]}")) for v in ("export", "dark", "subset15")}
-    keys.add(backbone_key(get_config("ci")))
+    def key(c):  # the poisoned model's cache key: covers the company folder's content
+        return inputs_key(attack_inputs(c, build_scenario_data(c)))
+
+    keys = {key(get_config("ci", company=f"folder:{sets[v]}")) for v in ("export", "dark", "subset15")}
+    keys.add(key(get_config("ci")))
     assert len(keys) == 4

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..company_spec import crop_fractions, normalise_spec, split_spec  # noqa: F401 - normalise_spec re-exported
 from .base import DataError, FaceSet
 from .files import DAMAGED, FolderScan, scan_folder
 
@@ -39,33 +40,12 @@ def named_boxes() -> dict[str, tuple[float, float, float, float] | None]:
 
 def parse_spec(spec: str) -> tuple[Path, tuple[float, float, float, float] | None, str]:
     """'folder:PATH[#crop=att|lfw|centre|L,T,R,B]' -> (path, box or None, crop name)."""
-    if not spec.startswith("folder:"):
-        raise DataError(f"A company face set is written folder:PATH, not {spec!r}.")
-    body = spec.split(":", 1)[1]
-    path, _, frag = body.partition("#")
-    crop = "centre"
-    if frag:
-        key, _, val = frag.partition("=")
-        if key != "crop" or not val:
-            raise DataError(f"Unknown option {frag!r} in {spec!r}: only #crop=att|lfw|centre|L,T,R,B.")
-        crop = val
-    boxes = named_boxes()
-    if crop in boxes:
-        return Path(path).expanduser(), boxes[crop], crop
     try:
-        box = tuple(float(x) for x in crop.split(","))
-    except ValueError:
-        box = ()
-    if len(box) != 4 or not (0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1):
-        raise DataError(f"crop={crop!r}: use att, lfw, centre, or four fractions L,T,R,B with "
-                        "0 <= L < R <= 1 and 0 <= T < B <= 1 (e.g. 0.1,0.28,0.9,0.95).")
-    return Path(path).expanduser(), box, crop  # type: ignore[return-value]
-
-
-def normalise_spec(spec: str) -> str:
-    """The spec with an absolute path, so a config key does not depend on the cwd."""
-    path, _, crop = parse_spec(spec)
-    return f"folder:{path.resolve()}" + ("" if crop in CROPS else f"#crop={crop}")
+        path, crop = split_spec(spec)
+        boxes = named_boxes()
+        return path, (boxes[crop] if crop in boxes else crop_fractions(crop)), crop
+    except ValueError as e:
+        raise DataError(str(e)) from None
 
 
 def folder_fingerprint(spec: str) -> str:

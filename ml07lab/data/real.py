@@ -247,14 +247,3 @@ def load_lfw(root: Path, size: int, min_images: int = 5) -> FaceSet:
     fs = _faceset(lfw, {n: people[n] for n in names}, LFW_BOX, size, "lfw")
     fs.meta["min_images"] = min_images
     return fs
-
-
-# --- any folder ------------------------------------------------------------------------
-
-def load_folder(path: Path | str, size: int) -> FaceSet:
-    """Your own faces: one sub-folder per person, any format Pillow reads (judged by
-    content), centre square unless the spec says `#crop=att|lfw|L,T,R,B`. See `folder`."""
-    _check_size(size)
-    from .folder import load_folder as _load
-
-    return _load(path, size)
