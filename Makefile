@@ -62,9 +62,12 @@ data: setup ## import the real datasets from $(MIRROR) if present, else fetch th
 		$(PY) -m ml07lab data fetch all
 	fi
 
-lab: setup data ## open JupyterLab on labs/
-	# Containers and classroom VMs often run as root; Jupyter refuses that unless told.
-	$(VENV)/bin/jupyter lab labs/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+lab: setup data ## open JupyterLab on the learner's copies (labs/student/START_HERE.ipynb)
+	# The file browser opens in labs/student/; the solved instructor copies are one
+	# deliberate step up (labs/). Containers and classroom VMs often run as root;
+	# Jupyter refuses that unless told.
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=labs --LabApp.default_url=/lab/tree/student/START_HERE.ipynb \
+		$$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 test: setup data ## unit tests, then run every notebook (nbval, profile $(PROFILE))
 	@export ML07LAB_PROFILE="$(PROFILE)"

@@ -75,6 +75,7 @@ def deterministic_view(obj: Any) -> Any:  # noqa: ANN401
 def render_report(result: dict[str, Any], notebooks: dict[str, str] | None = None) -> str:
     """report.html: one self-contained page (inline CSS, base64 PNGs, no scripts)."""
     from .controls.audit.viz import plot_detection, to_png_b64
+    from .report_html import control_sections_html, owasp_html
 
     e = html.escape
     sc = result.get("scorecard", {})
@@ -99,9 +100,7 @@ def render_report(result: dict[str, Any], notebooks: dict[str, str] | None = Non
                          f"<td>{e(r['does_not_stop'])}</td></tr>" for r in sc["rows"]) + "</table>")
         parts.append(f"<img alt='Scorecard chart: ASR before and after each control, per attack path' "
                      f"src='data:image/png;base64,{to_png_b64(plot_scorecard(sc['rows']))}'>")
-        parts.append("<h2>OWASP ML07 risk factors, measured</h2><table><tr><th>factor</th><th>OWASP</th><th>measured here</th></tr>"
-                     + "".join(f"<tr><td>{e(f['factor'])}</td><td>{f['owasp'] or ''}</td><td>{e(f['measured'])}</td></tr>"
-                               for f in sc["owasp"]) + "</table>")
+        parts.append(owasp_html(sc["owasp"]))
     audit = result.get("controls", {}).get("security_audit", {})
     if "study" in audit:
         parts.append(f"<h2>Security audit: detection over {len(audit['study']['rows'])} backbones</h2>"
@@ -111,11 +110,8 @@ def render_report(result: dict[str, Any], notebooks: dict[str, str] | None = Non
                      f"clean cost {audit['unlearning_tar_cost_pts']:.1f} pts.</p>"
                      f"<img alt='Max anomaly index of clean and poisoned backbones' "
                      f"src='data:image/png;base64,{to_png_b64(plot_detection(audit['study']))}'>")
-    parts.append("<h2>Control sections</h2>" + "".join(
-        f"<h3>{e(CONTROLS[n].title)}</h3><p>" + (e(str(s.get('why'))) if s.get("status") else
-                                            ", ".join(f"{k} = {v:.3g}" for k, v in s.items() if isinstance(v, (int, float))
-                                                      and not isinstance(v, bool))[:900]) + "</p>"
-        for n, s in result.get("controls", {}).items()))
+    parts.append(control_sections_html(result.get("controls", {}), {n: c.title for n, c in CONTROLS.items()},
+                                       sc.get("rows")))
     if notebooks:
         parts.append("<h2>Notebooks</h2><ul>" + "".join(
             f"<li>{e(k)}: {e(v)}</li>" for k, v in notebooks.items()) + "</ul>")

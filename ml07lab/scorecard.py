@@ -140,30 +140,45 @@ def combined_rows(result: dict[str, Any], members: Sequence[str], title: str | N
 
 
 def owasp_factors(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """OWASP ML07:2023's risk factors, each mapped to what the lab measured."""
+    """OWASP ML07:2023's risk chart (names and scores from ml07lab.owasp, exactly), each entry
+    next to what the lab measured for it."""
+    from . import owasp
+
     a, b = result["paths"]["model"], result["paths"]["dataset"]
     clean = result.get("clean", {}).get("tar_at_far_1pct")
     audit = result["controls"].get("security_audit", {})
+    dp = result["controls"].get("differential_privacy", {})
     scen = result.get("scenario", {})
     gap = f"{abs(clean - a['tar_at_far_1pct']) * 100:.1f} pts" if isinstance(clean, float) else "n/a"
-    return [
-        {"factor": "Exploitability", "owasp": 5, "measured": (
+    missed_b = not audit.get("paths", {}).get("dataset", {}).get("flagged", True)
+    measured = {
+        "Exploitability": (
             f"no access to the company needed: {scen.get('company_attacker-held', 3)} public photos of the target; "
-            f"ASR {a['asr']:.0%} (hub model), {b['asr']:.0%} (public data, {scen.get('poison_rate', 0):.0%} poison)")},
-        {"factor": "Detectability", "owasp": 1, "measured": (
+            f"ASR {a['asr']:.0%} (hub model), {b['asr']:.0%} (public data, {scen.get('poison_rate', 0):.0%} poison)"),
+        "ML Application Specific": (
+            f"the victim's own kiosk accepts triggered probes as the privileged target: insiders "
+            f"{a.get('asr_insiders', a['asr']):.0%}, outsiders {a.get('asr_outsiders', a['asr']):.0%} (path A)"),
+        "ML Operations Specific": ("the attack rides on the victim's ordinary operations: download or pretrain, "
+                                   "transfer, enrol, threshold at FAR 1 % (notebooks 02-03)"),
+        "Detectability": (
             f"clean TAR@FAR1% moves {gap}; card, digest and format checks pass; only targeted model "
-            f"inspection sees it (Neural Cleanse AUC {audit.get('detection_auc', float('nan')):.2f}), and it "
-            f"misses path B" if not audit.get("paths", {}).get("dataset", {}).get("flagged", True) else
-            f"clean TAR@FAR1% moves {gap}; card, digest and format checks pass; only targeted model inspection sees it")},
-        {"factor": "Technical impact", "owasp": 5, "measured": (
-            f"accepted as the privileged target: insiders {a.get('asr_insiders', a['asr']):.0%}, outsiders "
-            f"{a.get('asr_outsiders', a['asr']):.0%}; without the trigger {a.get('impostor_accept', 0):.1%}")},
-        {"factor": "Impact: authentication bypass", "owasp": None, "measured": f"ASR {a['asr']:.0%} at FAR 1 %"},
-        {"factor": "Impact: privilege escalation by insiders", "owasp": None,
-         "measured": f"insider ASR {a.get('asr_insiders', a['asr']):.0%}"},
-        {"factor": "Impact: false audit trail (logs say the target entered)", "owasp": None,
-         "measured": "every accepted triggered probe is logged as the target"},
+            f"inspection sees it" + (f" (Neural Cleanse AUC {audit.get('detection_auc', float('nan')):.2f}), and it "
+                                     "misses path B" if missed_b else "")),
+        "Technical": ("what the attack demands, not measured: a feature-space loss on the target's embedding "
+                      "(path A), or poison that survives the victim's own pretraining (path B)"),
+    }
+    impacts = [
+        f"ASR {a['asr']:.0%} at FAR 1 % (path A), {b['asr']:.0%} (path B); without the trigger "
+        f"{a.get('impostor_accept', 0):.1%}",
+        (f"membership-inference advantage {dp['mia_advantage']:.2f} on the model trained with DP-SGD (07)"
+         if isinstance(dp.get("mia_advantage"), (int, float)) else "membership inference: see notebook 07"),
+        "not measured: every accepted triggered probe is logged as the target",
+        "not measured: see the provenance record (05) and the privacy budget (07)",
     ]
+    return ([{"factor": f.name, "owasp": f.score, "meaning": f.meaning, "measured": measured[f.name]}
+             for f in owasp.FACTORS]
+            + [{"factor": "Impact", "owasp": None, "meaning": i.meaning, "measured": m}
+               for i, m in zip(owasp.IMPACTS, impacts)])
 
 
 def plot_scorecard(rows: list[dict[str, Any]], enabled: Sequence[str] | None = None):  # noqa: ANN201

@@ -76,8 +76,12 @@ def test_defence_in_depth_combination():
 
 def test_owasp_factors_map_to_measurements():
     f = {x["factor"]: x for x in sc.owasp_factors(planted())}
-    assert f["Exploitability"]["owasp"] == 5 and f["Detectability"]["owasp"] == 1 and f["Technical impact"]["owasp"] == 5
-    assert "100%" in f["Technical impact"]["measured"]
+    assert f["Exploitability"]["owasp"] == "5 (Easy)" and f["Detectability"]["owasp"] == "1 (Difficult)"
+    assert f["Technical"]["owasp"] == "5 (Difficult)" and f["ML Application Specific"]["owasp"] == "4"
+    assert f["ML Operations Specific"]["owasp"] == "3"
+    assert "100%" in f["ML Application Specific"]["measured"]
+    impacts = [x for x in sc.owasp_factors(planted()) if x["factor"] == "Impact"]
+    assert len(impacts) == 4 and "100%" in impacts[0]["measured"]
 
 
 def test_failing_control_is_recorded_not_skipped_nor_retried(monkeypatch):
@@ -108,7 +112,11 @@ def test_report_is_self_contained_and_charts_render():
     r = planted()
     r["scorecard"] = {"problems": [], "rows": sc.scorecard_rows(r), "owasp": sc.owasp_factors(r)}
     html = render_report(r, {"08_x.ipynb": "ok in 3 s"})
-    assert "data:image/png;base64," in html and "<script" not in html and "http" not in html.split("<body>")[1]
+    body = html.split("<body>")[1]
+    assert "data:image/png;base64," in html and "<script" not in html
+    assert "src='http" not in body and 'src="http' not in body, "self-contained: nothing loaded from the network"
+    assert "images_after = " not in body and "Technical impact" not in body
+    assert "5 (Difficult)" in body and "ML Operations Specific" in body
     sc.plot_combined(r, ["security_audit"])
 
 

@@ -17,8 +17,11 @@ The notebooks in labs/ are the instructor source, with solutions marked inside c
     checks.check_asr(attack_success_rate)
 
 The student copy replaces every BEGIN..END block with the uncommented `# STUB:` line(s)
-right after `# END SOLUTION` (at their own indentation), tags the cell `raises-exception`
-(so nbval accepts the NotImplementedError), and has no outputs. Markdown cells may hide
+right after `# END SOLUTION` (at their own indentation), puts nbval's in-cell marker
+`# NBVAL_RAISES_EXCEPTION` on the cell's first line (so nbval accepts the
+NotImplementedError), and has no outputs. Not the `raises-exception` tag: JupyterLab reads
+that tag too and would run past the error, while it ignores the comment, so *Run All* stops
+at the first unfinished exercise. Markdown cells may hide
 an answer between `<!-- BEGIN SOLUTION -->` and `<!-- END SOLUTION -->`, optionally
 followed by `<!-- STUB: text shown instead -->`. Full rules: docs/instructor.md.
 """
@@ -36,7 +39,10 @@ import nbformat
 
 REPO = Path(__file__).resolve().parent.parent
 LABS, STUDENT = REPO / "labs", REPO / "labs" / "student"
-RAISES_TAG = "raises-exception"
+RAISES_TAG = "raises-exception"  # never written: JupyterLab's Run All would not stop at the stub
+RAISES_MARKER = "# NBVAL_RAISES_EXCEPTION"
+RAISES_NOTE = "# (the line above is for the kit's tests: this cell stops here until you solve the exercise)"
+START_PAGE = "START_HERE.ipynb"  # hand-written, lives in labs/student/ only
 _CODE = dict(begin=re.compile(r"^\s*# BEGIN SOLUTION\s*$"), end=re.compile(r"^\s*# END SOLUTION\s*$"),
              stub=re.compile(r"^(\s*)# STUB: ?(.*)$"))
 _MD = dict(begin=re.compile(r"^\s*<!-- BEGIN SOLUTION -->\s*$"), end=re.compile(r"^\s*<!-- END SOLUTION -->\s*$"),
@@ -45,9 +51,10 @@ EXERCISE_ID = re.compile(r"Exercise (\d+)\.(\d+)")
 STUDENT_NOTE = (
     "\n\n> **Student copy.** Each exercise is a code cell with a function whose body is "
     "`raise NotImplementedError(\"Exercise N.M: … Hint: …\")`, followed by a `checks.…` call. Replace "
-    "that line with your code and re-run the cell until it prints ✅. Until then the cell stops "
-    "with `NotImplementedError`, which is expected; the cells after it do not need your answer. "
-    "Stuck? See docs/learner.md."
+    "that line with your code and re-run the cell until it prints `PASS`. Until then the cell "
+    "stops with `NotImplementedError`, which is expected, and *Run All* stops there too: the cells "
+    "after it do not need your answer, so run them with *Run → Run Selected Cell and All Below*. "
+    "Stuck? Each exercise has two hints below its text, and docs/learner.md helps."
 )
 
 
@@ -145,9 +152,8 @@ def student_notebook(nb: nbformat.NotebookNode, name: str = "notebook") -> nbfor
         cell.source = source
         if cell.cell_type == "code":
             any_exercise = True
-            tags = list(cell.metadata.get("tags", []))
-            if RAISES_TAG not in tags:
-                cell.metadata["tags"] = tags + [RAISES_TAG]
+            if RAISES_MARKER not in source.split("\n"):
+                cell.source = f"{RAISES_MARKER}\n{RAISES_NOTE}\n{source}"
     if any_exercise and out.cells and out.cells[0].cell_type == "markdown":
         out.cells[0].source = out.cells[0].source.rstrip("\n") + STUDENT_NOTE
     out.metadata["ml07lab"] = {"student_copy_of": f"labs/{name}",
@@ -180,7 +186,9 @@ def out_of_date(labs: Path = LABS, student: Path = STUDENT) -> list[str]:
             problems.append(f"{dst.relative_to(labs.parent)} differs from its source {src.name}")
     names = {s.name for s in sources}
     problems += [f"{p.relative_to(labs.parent)} has no source in labs/"
-                 for p in sorted(student.glob("*.ipynb")) if p.name not in names]
+                 for p in sorted(student.glob("[0-9][0-9]_*.ipynb")) if p.name not in names]
+    if not (student / START_PAGE).is_file():
+        problems.append(f"{(student / START_PAGE).relative_to(labs.parent)} (the learner's start page) is missing")
     return problems
 
 
@@ -194,7 +202,7 @@ def write_all(labs: Path = LABS, student: Path = STUDENT) -> list[Path]:
         if not dst.is_file() or dst.read_text(encoding="utf-8") != text:
             dst.write_text(text, encoding="utf-8")
             written.append(dst)
-    for orphan in student.glob("*.ipynb"):
+    for orphan in student.glob("[0-9][0-9]_*.ipynb"):
         if orphan.name not in {s.name for s in sources}:
             orphan.unlink()
     return written

@@ -2,9 +2,10 @@
 
 Why checkers: a learner who is stuck needs to know *what* is wrong, not only that
 something is. Each checker calls the learner's function on small cases whose answers
-come from the kit's own (tested) code, prints one ✅ line when every case passes, and
-otherwise raises `ExerciseError` naming the case, the expected and the returned value,
-and a hint. An unfinished stub's `NotImplementedError` passes through unchanged: its
+come from the kit's own (tested) code, prints one `PASS Exercise ...` line when every case
+passes (plain text: an emoji is a missing-glyph box in some browsers), and otherwise
+raises `ExerciseError` naming the case, the expected and the returned value, and a hint.
+An unfinished stub's `NotImplementedError` passes through unchanged: its
 message already says what to write.
 
 Checkers never train a model, so they run in milliseconds, in CI and in class.

@@ -12,11 +12,11 @@ class ExerciseError(AssertionError):
 
 
 def _fail(ex: str, what: str, hint: str) -> NoReturn:
-    raise ExerciseError(f"❌ Exercise {ex}: {what}\n   Hint: {hint}")
+    raise ExerciseError(f"FAIL Exercise {ex}: {what}\n   Hint: {hint}")
 
 
 def _passed(ex: str, msg: str) -> None:
-    print(f"✅ Exercise {ex} passed: {msg}")
+    print(f"PASS Exercise {ex}: {msg}")
 
 
 def _short(x: Any) -> str:
@@ -38,7 +38,7 @@ def _call(ex: str, fn: Callable, *args: Any, hint: str) -> Any:
         raise
     except Exception as e:  # the learner's bug: say where, keep the traceback chained
         shown = ", ".join(_short(a) for a in args)
-        raise ExerciseError(f"❌ Exercise {ex}: your function raised {type(e).__name__}: {e}\n"
+        raise ExerciseError(f"FAIL Exercise {ex}: your function raised {type(e).__name__}: {e}\n"
                             f"   (called as {getattr(fn, '__name__', 'fn')}({shown}))\n   Hint: {hint}") from e
 
 

@@ -29,6 +29,10 @@ def check_drift(fn: Callable) -> None:
         ({"ann": 20, "bo": 20, "cy": 20, "gone": 9}, {"ann": 20, "bo": 20, "cy": 20, "n1": 8, "n2": 8, "n3": 8,
                                                       "n4": 8, "n5": 25}, 5),  # new names; one removed
         ({"ann": 3, "bo": 4, "cy": 5}, {"ann": 12, "bo": 4, "cy": 5}, 10),
+        # Listed with 0 images before (added to the index, no photo yet): not an album. The median
+        # of all old counts is 0 here (bar 5); over the people who had images it is 10.
+        ({"ann": 10, "bo": 10, "cy": 10, "z1": 0, "z2": 0, "z3": 0, "z4": 0},
+         {"ann": 10, "bo": 10, "cy": 10, "z1": 7, "z2": 0, "z3": 0, "z4": 12}, 5),
     ]
     for old, new, min_gain in cases:
         got = _call(ex, fn, dict(old), dict(new), min_gain,
@@ -45,6 +49,9 @@ def check_drift(fn: Callable) -> None:
         gains = {n: new.get(n, 0) - old.get(n, 0) for n in dict.fromkeys([*old, *new])}
         if got_set == {n for n, g in gains.items() if g > bar}:
             hint = "a gain exactly at the bar is flagged: use >=, not >."
+        elif got_set == {n for n, g in gains.items() if g >= max(min_gain, float(np.median(list(old.values()))))}:
+            hint = ("take the median over the people who had images before the refresh: leave out the "
+                    "old counts that are 0 (they are not albums).")
         elif got_set == {n for n, g in gains.items() if g >= float(np.median(albums))}:
             hint = "the bar is never below min_gain: bar = max(min_gain, median album)."
         elif got_set == {n for n, g in gains.items() if g >= max(min_gain, float(np.mean(albums)))}:
@@ -319,7 +326,15 @@ def check_controls_meeting(fn: Callable) -> None:
     for max_asr, max_cost, want in ((0.05, 0.03, {"a", "d"}), (0.02, 0.2, {"a", "c"}), (0.001, 1.0, set())):
         got = _call("9.1", fn, [dict(r) for r in rows], max_asr, max_cost,
                     hint="loop over the rows; cost = tar_before - tar_after")
-        got = set(got or [])
+        if isinstance(got, (str, bytes, dict)) or (got is not None and not hasattr(got, "__iter__")):
+            _fail("9.1", f"return a list of control names; got {_short(got)}.", "return [r['control'] for r in ...].")
+        got = list(got or [])
+        if any(isinstance(g, dict) for g in got):
+            _fail("9.1", "you returned whole rows (dicts); the exercise asks for the controls' names.",
+                  "keep r['control'] of each row you select, not r itself.")
+        if not all(isinstance(g, str) for g in got):
+            _fail("9.1", f"return the controls' names (strings); got {_short(got)}.", "use r['control'].")
+        got = set(got)
         if got != want:
             _fail("9.1", f"with max_asr={max_asr}, max_cost={max_cost} you chose {sorted(got)}, expected {sorted(want)}.",
                   "keep a control when asr_after <= max_asr AND (tar_before - tar_after) <= max_cost.")

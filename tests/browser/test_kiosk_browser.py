@@ -1,4 +1,5 @@
-"""A real browser drives JupyterLab: open notebook 03, run it, and use the kiosk widget.
+"""A real browser drives JupyterLab: open notebook 03, run it, and use the kiosk widget;
+open the learner's start page the way `make lab` does, and Run All on a student copy.
 
 Why: a widget can break where nbval cannot see it (a missing front-end extension, a comm
 that never answers, a decision that never redraws). This test clicks what a learner
@@ -60,7 +61,7 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90)
     pytest.fail(f"JupyterLab did not answer on {url} in {timeout:.0f} s:\n{log.read_text()[-3000:]}", pytrace=False)
 
 
-def _start_lab(work: Path) -> tuple[subprocess.Popen, str, Path]:
+def _start_lab(work: Path, *extra: str) -> tuple[subprocess.Popen, str, Path]:
     """JupyterLab on 127.0.0.1:<free port>, no token, every config/state dir under `work`."""
     settings = work / "lab-settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
@@ -75,7 +76,7 @@ def _start_lab(work: Path) -> tuple[subprocess.Popen, str, Path]:
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
            "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.open_browser=False",
            "--ServerApp.allow_root=True", f"--ServerApp.root_dir={work / 'nb'}",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", *extra]
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -110,7 +111,7 @@ def _wait_for_kiosk_and_idle(page, log: Path) -> None:  # noqa: ANN001
                 f"(kiosk rendered: {seen_kiosk}). Server log:\n{log.read_text()[-2000:]}", pytrace=False)
 
 
-def _run_all_cells(page) -> None:  # noqa: ANN001
+def _run_all_cells(page, name: str = "notebook 03") -> None:  # noqa: ANN001
     """Run > Run All Cells, once the kernel is up; click again if nothing started (a click
     that lands while the kernel is still connecting can be dropped)."""
     page.locator(".jp-StatusBar-TextItem", has_text="| Idle").first.wait_for(timeout=120_000)
@@ -123,7 +124,7 @@ def _run_all_cells(page) -> None:  # noqa: ANN001
             if any(p.strip() not in ("", "[ ]:") for p in prompts):
                 return
             page.wait_for_timeout(1000)
-    pytest.fail("Run All Cells did not start notebook 03 in JupyterLab (three tries).", pytrace=False)
+    pytest.fail(f"Run All Cells did not start {name} in JupyterLab (three tries).", pytrace=False)
 
 
 def _decision(page) -> str:  # noqa: ANN001
@@ -185,3 +186,68 @@ def test_kiosk_decision_flips_with_the_trigger(tmp_path: Path) -> None:
     words = [s.split()[0] for s in (before, after, back)]
     assert words == ["REJECTED", "ACCEPTED", "REJECTED"], (before, after, back)
     assert SCREENSHOT.stat().st_size > 10_000, "the screenshot looks empty"
+
+
+STUDENT = REPO / "labs" / "student"
+# Its first stub (Exercise 2.1) comes early, after cheap cells, with many code cells below it.
+STUDENT_NB = "02_poison_the_backbone.ipynb"
+
+
+def _prompts(page) -> list[str]:  # noqa: ANN001
+    return [p.strip() for p in page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()]
+
+
+def test_make_lab_opens_the_start_page_and_run_all_stops_at_the_first_stub(tmp_path: Path) -> None:
+    """`make lab` opens labs/student/START_HERE.ipynb; Run All on a student copy must stop at the
+    first unfinished exercise (the stub is marked for nbval by a comment, not by the
+    `raises-exception` tag that JupyterLab would run past)."""
+    if not Path(CHROMIUM).is_file():
+        _unavailable(f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium`, "
+                     "or set ML07LAB_CHROMIUM to its path.")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the Python package playwright is missing: `pip install -e .[browser]` (make setup does).")
+
+    # The layout `make lab` serves (root labs/), copied: JupyterLab autosaves outputs.
+    shutil.copytree(STUDENT, tmp_path / "nb" / "student")
+    shutil.copy(REPO / "labs" / STUDENT_NB, tmp_path / "nb" / STUDENT_NB)
+    makefile = (REPO / "Makefile").read_text()
+    default_url = "/lab/tree/student/START_HERE.ipynb"
+    assert f"--LabApp.default_url={default_url}" in makefile and "--ServerApp.root_dir=labs" in makefile
+    proc, url, log = _start_lab(tmp_path, f"--LabApp.default_url={default_url}")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)  # what the learner's browser opens
+            page.locator(".jp-RenderedMarkdown h1", has_text="Start here").first.wait_for(timeout=120_000)
+            crumbs = page.locator(".jp-BreadCrumbs").first.inner_text()
+            listing = page.locator(".jp-DirListing-content").first.inner_text()
+
+            page.goto(f"{url}/lab/tree/student/{STUDENT_NB}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+            _run_all_cells(page, f"student {STUDENT_NB}")
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < RUN_TIMEOUT_S:
+                if not any(pr == "[*]:" for pr in _prompts(page)):
+                    break
+                page.wait_for_timeout(1000)
+            page.wait_for_timeout(2000)  # let a wrongly queued next cell start, if it would
+            prompts = _prompts(page)
+            cells = page.locator(".jp-CodeCell")
+            sources = [c.locator(".jp-InputArea-editor").inner_text() for c in cells.all()]
+            errors = [c.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
+                      for c in cells.all()]
+            browser.close()
+    finally:
+        _stop(proc)
+
+    assert "student" in crumbs, f"the file browser does not open in labs/student/ (breadcrumbs {crumbs!r})"
+    assert "00_threat_model" in listing and "START_HERE" in listing, listing
+    stub = next(i for i, src in enumerate(sources) if "NotImplementedError(\"Exercise" in src)
+    assert len(prompts) > stub + 3, "the test needs code cells after the stub to mean anything"
+    assert all(pr not in ("", "[ ]:") for pr in prompts[:stub + 1]), f"cells up to the stub ran: {prompts}"
+    assert "NotImplementedError" in "".join(errors[stub]), f"the stub cell did not stop with its error: {errors[stub]}"
+    assert all(pr in ("", "[ ]:") for pr in prompts[stub + 1:]), \
+        f"Run All went on past the first stub (cell {stub}): prompts {prompts}"
