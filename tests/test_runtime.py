@@ -1,0 +1,76 @@
+"""Thread count from the CPUs a process may use: cgroup quota parsing on fake files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ml07lab import runtime
+from ml07lab.config import get_config
+
+
+def _write(p: Path, text: str) -> None:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text + "\n")
+
+
+def test_parse_cpu_max_and_cfs():
+    assert runtime.parse_cpu_max("max 100000") is None
+    assert runtime.parse_cpu_max("150000 100000") == 1.5
+    assert runtime.parse_cpu_max("50000") == 0.5  # period defaults to 100 ms
+    assert runtime.parse_cpu_max("") is None and runtime.parse_cpu_max("junk 1") is None
+    assert runtime.parse_cfs("-1", "100000") is None
+    assert runtime.parse_cfs("200000", "100000") == 2.0
+    assert runtime.parse_cfs("abc", "100000") is None
+
+
+def test_cgroup_v2_quota_on_an_ancestor(tmp_path: Path):
+    proc = tmp_path / "proc_cgroup"
+    _write(proc, "0::/kubepods/pod1/kernel")
+    root = tmp_path / "cg"
+    _write(root / "kubepods/pod1/kernel/cpu.max", "max 100000")
+    _write(root / "kubepods/pod1/cpu.max", "150000 100000")  # the pod's limit: 1.5 CPUs
+    _write(root / "kubepods/cpu.max", "400000 100000")
+    assert runtime.cgroup_cpu_limit(root, proc) == 1.5
+    n = runtime.usable_cpus(root, proc)
+    assert n == min(runtime.affinity_cpus(), 2)  # 1.5 CPUs -> 2 threads, never more than affinity
+
+
+def test_cgroup_v1_quota(tmp_path: Path):
+    proc = tmp_path / "proc_cgroup"
+    _write(proc, "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n1:name=systemd:/docker/abc")
+    root = tmp_path / "cg"
+    _write(root / "cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "100000")
+    _write(root / "cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000")
+    assert runtime.cgroup_cpu_limit(root, proc) == 1.0
+    assert runtime.usable_cpus(root, proc) == 1
+
+
+def test_no_cgroup_means_affinity(tmp_path: Path):
+    assert runtime.cgroup_cpu_limit(tmp_path / "none", tmp_path / "nofile") is None
+    assert runtime.usable_cpus(tmp_path / "none", tmp_path / "nofile") == runtime.affinity_cpus()
+
+
+def test_override_order():
+    assert runtime.resolve_threads(3, env={"ML07LAB_NUM_THREADS": "1"}) == (1, "ML07LAB_NUM_THREADS")
+    assert runtime.resolve_threads(3, env={}) == (3, "cfg.num_threads")
+    n, src = runtime.resolve_threads(0, env={})
+    assert n >= 1 and src.startswith("auto")
+    with pytest.raises(ValueError, match="ML07LAB_NUM_THREADS"):
+        runtime.resolve_threads(0, env={"ML07LAB_NUM_THREADS": "two"})
+    with pytest.raises(ValueError, match="at least 1"):
+        runtime.resolve_threads(0, env={"ML07LAB_NUM_THREADS": "0"})
+
+
+def test_apply_threads_sets_torch(monkeypatch: pytest.MonkeyPatch):
+    before = torch.get_num_threads()
+    monkeypatch.delenv("ML07LAB_NUM_THREADS", raising=False)
+    try:
+        assert runtime.apply_threads(get_config("ci", num_threads=1)) == 1
+        assert torch.get_num_threads() == 1
+        with runtime.torch_threads(2):
+            assert torch.get_num_threads() == 2
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
