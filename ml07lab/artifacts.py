@@ -143,6 +143,9 @@ def load_or_build(
     folder = artifact_dir(name, cfg, key)
     if not rebuild and (folder / META).is_file():
         return load_artifact(folder)
+    from .progress import announce_build  # one line: what, why, roughly how long
+
+    announce_build(name, cfg, folder)
     t0 = time.perf_counter()
     tensors, meta = build()
     meta = {"name": name, "config": cfg.to_dict(), **meta}
