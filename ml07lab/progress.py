@@ -73,9 +73,15 @@ def build_message(name: str, cfg: Any, folder: Path | None = None) -> str:  # no
     return f"Building {what} [{name}, profile {cfg.profile}]: not cached yet, so it is computed now; {how_long}."
 
 
+def _in_notebook() -> bool:
+    ipy = sys.modules.get("IPython")
+    shell = ipy.get_ipython() if ipy is not None and hasattr(ipy, "get_ipython") else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def announce_build(name: str, cfg: Any, folder: Path | None = None) -> None:  # noqa: ANN401
     """Print the one line, flushed, so it shows before the build's progress bar: to stdout
     in a notebook (plain text, not a red stderr box), to stderr in a terminal, where stdout
     may be the JSON a CLI command promised."""
-    stream = sys.stdout if "ipykernel" in sys.modules else sys.stderr
+    stream = sys.stdout if _in_notebook() else sys.stderr
     print(build_message(name, cfg, folder), file=stream, flush=True)
