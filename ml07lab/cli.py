@@ -19,6 +19,7 @@ COMMAND_PROVIDERS: list[tuple[str, str]] = [
     ("ml07lab.controls.isolation_cli", "add_isolation_commands"),  # deploy, sign
     ("ml07lab.controls.audit_report", "add_audit_commands"),  # audit
     ("ml07lab.run", "add_run_commands"),  # run
+    ("ml07lab.bench.cli", "add_bench_commands"),  # bench
 ]
 
 
