@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .runtime import prefer_passive_wait
+
+    prefer_passive_wait()  # before any command imports torch (runtime.py says why)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

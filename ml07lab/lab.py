@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .config import LabConfig, data_dir, get_config, resolve_device, seed_everything
-from .runtime import apply_threads
+from .runtime import apply_threads, prefer_passive_wait
 
 
 def start(profile: str | None = None, **overrides: Any) -> LabConfig:
@@ -12,6 +12,7 @@ def start(profile: str | None = None, **overrides: Any) -> LabConfig:
 
     Profile: argument, else $ML07LAB_PROFILE, else 'ci' under CI=true, else 'laptop'.
     """
+    prefer_passive_wait()  # before torch loads: idle threads sleep instead of spinning
     cfg = get_config(profile, **overrides)
     threads = apply_threads(cfg)
     seed_everything(cfg.seed)

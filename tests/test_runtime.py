@@ -93,3 +93,22 @@ def test_build_announcement(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap
     assert capsys.readouterr().err == ""
     msg = progress.build_message("toy-thing", cfg, artifact_dir("toy-thing", cfg, key="b"))
     assert "about 2 min (1 earlier build here)" in msg
+
+
+def test_passive_wait_only_before_torch(monkeypatch: pytest.MonkeyPatch):
+    """Set at call time (never at import), only while torch is not loaded, never over the user's."""
+    import subprocess
+    import sys
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert runtime.prefer_passive_wait() is False  # torch is loaded in this process
+    assert "OMP_WAIT_POLICY" not in __import__("os").environ
+    code = ("import os, sys; from ml07lab import runtime; assert 'OMP_WAIT_POLICY' not in os.environ; "
+            "print(runtime.prefer_passive_wait(), os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["True", "PASSIVE", "False"]
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, "-c", code.replace("assert 'OMP_WAIT_POLICY' not in os.environ; ", "")],
+                         capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split()[1] == "ACTIVE"  # the user's choice wins

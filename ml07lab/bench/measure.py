@@ -122,5 +122,6 @@ def machine() -> dict[str, Any]:
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     return {"cpu_model": cpu_model(), "cores": os.cpu_count(), "usable_cpus": runtime.usable_cpus(),
             "torch_threads": torch.get_num_threads(), "threads_from": runtime.resolve_threads()[1],
-            "load_avg_1_5_15": [round(x, 2) for x in load], "python": platform.python_version(),
+            "load_avg_1_5_15": [round(x, 2) for x in load],
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "python": platform.python_version(),
             "torch": torch.__version__, "platform": platform.platform(terse=True)}

@@ -71,7 +71,7 @@ def table(b: dict[str, Any]) -> str:
         unit = f"per {'GFLOP/s' if f['ref'] == 'matmul_gflops' else 'MB/s'}"
         lines.append(f"{name:34} {_fmt(f['value']):>10} {f['unit']:12} {_fmt(f['per_ref']):>10} "
                      f"{s['wall_s']:>9.1f}s {s['peak_rss_mb']:>7.0f}MB  ({unit} of reference)"[:120])
-    lines.append(f"total {b['total_seconds']:.0f} s")
+    lines.append(f"total {b['total_seconds']:.0f} s wall, {b.get('total_cpu_seconds', 0):.0f} s CPU")
     if b.get("lab"):
         lines.append(lab_table(b["lab"]))
     return "\n".join(lines)
