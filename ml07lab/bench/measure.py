@@ -57,6 +57,7 @@ class StageRecord:
     wall_s: float = 0.0
     cpu_s: float = 0.0
     peak_rss_mb: float = 0.0
+    rss_start_mb: float = 0.0  # resident at the start: peak - start is what the stage added
     peak_is_per_stage: bool = True
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -64,7 +65,7 @@ class StageRecord:
 @contextmanager
 def stage() -> Iterator[StageRecord]:
     """Measure a block: `with stage() as rec: ...`, then read rec."""
-    rec = StageRecord(peak_is_per_stage=reset_peak_rss())
+    rec = StageRecord(peak_is_per_stage=reset_peak_rss(), rss_start_mb=round((_vm_kb("VmRSS") or 0) / 1024, 1))
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         yield rec

@@ -35,6 +35,7 @@ def run_bench(stages: list[tuple[str, Callable[[], StageOut]]] | None = None,
         with stage() as rec:
             out, detail = fn()
         recs[name] = {"wall_s": rec.wall_s, "cpu_s": rec.cpu_s, "peak_rss_mb": rec.peak_rss_mb,
+                      "rss_start_mb": rec.rss_start_mb,
                       "peak_is_per_stage": rec.peak_is_per_stage, "detail": detail}
         for fig, (value, unit, better, ref) in out.items():
             figures[fig] = {"value": round(float(value), 4), "unit": unit, "better": better, "ref": ref,
