@@ -88,13 +88,20 @@ def best_rate(fn: Any, work: float, min_s: float = 0.6, max_reps: int = 50) -> f
     return work / best
 
 
-def matmul_gflops(n: int = 512) -> float:
-    """A fixed float32 n x n matmul with torch's current threads, in GFLOP/s."""
+def matmul_gflops(n: int = 384) -> float:
+    """A fixed float32 n x n matmul on ONE thread, in GFLOP/s (best of many calls).
+
+    One thread: a core's speed is what differs between machines, and a single-threaded
+    best-of-N barely moves with other jobs' load or the OpenMP wait policy (a 2-thread
+    reference measured 8-11 GFLOP/s with spinning waits at load 10, 106 with passive ones)."""
     import torch
+
+    from ..runtime import torch_threads
 
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
-    return round(best_rate(lambda: a @ b, 2 * n**3 / 1e9), 2)
+    with torch_threads(1):
+        return round(best_rate(lambda: a @ b, 2 * n**3 / 1e9), 2)
 
 
 def sha256_mb_s(mb: int = 16) -> float:

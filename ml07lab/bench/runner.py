@@ -46,7 +46,8 @@ def run_bench(stages: list[tuple[str, Callable[[], StageOut]]] | None = None,
         f["per_ref"] = round(normalise(f["value"], f["better"], ref[f["ref"]]), 6)
     info["load_avg_after"] = machine()["load_avg_1_5_15"]
     return {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": info,
-            "reference": {**ref, "before": before, "after": after}, "figures": figures, "stages": recs,
+            "reference": {**ref, "before": before, "after": after}, "figures": figures,
+            "stages": recs, "stage_order": list(recs),
             "total_seconds": round(time.perf_counter() - t0, 1),
             # CPU time does not grow with other jobs' load: wall on a quiet machine is about
             # this divided by the threads used (less the single-threaded stages' share).
