@@ -65,14 +65,15 @@ def table(b: dict[str, Any]) -> str:
     lines = [f"ml07lab bench, {b.get('created', '')}: {m['cpu_model']}, {m['cores']} cores "
              f"({m['usable_cpus']} usable, {m['torch_threads']} torch threads), load {m['load_avg_1_5_15']}",
              f"references: 1-thread matmul {r['matmul_gflops']} GFLOP/s, sha256 {r['sha256_mb_s']} MB/s",
-             "per ref: rates / reference, times x reference (matmul: 1-thread GFLOP/s; sha256: MB/s)",
-             f"{'figure':34} {'value':>10} {'unit':12} {'per ref':>10} {'ref':>7} {'stage wall':>10} {'peak RSS':>9}"]
+             "per ref: rates / reference, times x reference (matmul: 1-thread GFLOP/s; sha256: MB/s); "
+             "peak RSS: the process's peak during the stage, added: over its RSS at the stage's start",
+             f"{'figure':34} {'value':>10} {'unit':12} {'per ref':>10} {'ref':>7} {'stage wall':>10} {'peak RSS':>9} {'added':>9}"]
     order = b.get("stage_order") or list(b["stages"])  # run order (the JSON's keys are sorted)
     for name, f in sorted(b["figures"].items(), key=lambda kv: (order.index(kv[1]["stage"]), kv[0])):
         s = b["stages"][f["stage"]]
         ref = "matmul" if f["ref"] == "matmul_gflops" else "sha256"
         lines.append(f"{name:34} {_fmt(f['value']):>10} {f['unit']:12} {_fmt(f['per_ref']):>10} {ref:>7} "
-                     f"{s['wall_s']:>9.1f}s {s['peak_rss_mb']:>7.0f}MB")
+                     f"{s['wall_s']:>9.1f}s {s['peak_rss_mb']:>7.0f}MB {s['peak_rss_mb'] - s.get('rss_start_mb', 0):>+7.0f}MB")
     lines.append(f"total {b['total_seconds']:.0f} s wall, {b.get('total_cpu_seconds', 0):.0f} s CPU")
     if b.get("lab"):
         lines.append(lab_table(b["lab"]))
