@@ -19,6 +19,7 @@ MIRROR      ?= $(ML07LAB_MIRROR)
 PROFILE     ?= ci
 CELL_TIMEOUT ?= 600
 PYTEST_ARGS ?=
+FULL        ?=
 # What `make lock` holds fixed while resolving: a tested torch/torchvision pair.
 # torchvision's metadata only says torch>=X, so a free resolve may pair a newer
 # torch with an older torchvision; mismatched pairs can fail at import
@@ -34,7 +35,7 @@ SETUP_KEY := $(shell { cat pyproject.toml $(CONSTRAINTS) 2>/dev/null; echo "extr
 
 CONSTRAINT_ARG = $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: help setup data lab test run student strip lock clean
+.PHONY: help setup data lab test run bench student strip lock clean
 
 help: ## list the targets
 	@echo "ml07lab targets (VENV=$(VENV), PROFILE=$(PROFILE), MIRROR=$(MIRROR)):"
@@ -90,6 +91,10 @@ test: setup data ## unit tests, then run every notebook (nbval, profile $(PROFIL
 
 run: setup ## run the whole attack + controls pipeline, reports in reports/
 	$(PY) -m ml07lab run --profile $(PROFILE) --out reports/
+
+bench: setup ## speed + memory -> reports/bench.json (FULL=1 PROFILE=laptop: + every notebook cold and warm)
+	@ML07LAB_MIRROR="$(MIRROR)" $(PY) -m ml07lab bench --out reports/bench.json $(if $(FULL),--full --profile $(PROFILE))
+	$(if $(FULL),echo "bench: now python tools/update_timings.py rewrites the README's and docs/instructor.md's tables")
 
 student: setup ## build the student notebooks (labs/student/)
 	$(PY) tools/make_student.py

@@ -200,6 +200,9 @@ def load_or_build(
         art = load_artifact(folder)
         check_inputs(art, inputs)
         return art
+    from .progress import announce_build  # one line: what, why, roughly how long
+
+    announce_build(name, cfg, folder)
     t0 = time.perf_counter()
     tensors, meta = build()
     meta = {"name": name, "config": cfg.to_dict(), **meta, "inputs": inputs}

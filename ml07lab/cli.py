@@ -21,6 +21,7 @@ COMMAND_PROVIDERS: list[tuple[str, str, str | None]] = [
     ("ml07lab.controls.isolation.cli", "add_isolation_commands", None),  # deploy, sign
     ("ml07lab.controls.audit.report", "add_audit_commands", None),  # audit
     ("ml07lab.run", "add_run_commands", None),  # run
+    ("ml07lab.bench.cli", "add_bench_commands", None),  # bench
 ]
 
 
@@ -158,8 +159,10 @@ def subcommands_of(parser: argparse.ArgumentParser) -> argparse._SubParsersActio
 def main(argv: list[str] | None = None) -> int:
     """Bad arguments and environment variables: exit 2 with one line naming the option,
     before any work. Refusals (verify, deploy, audit) exit 1, as their help says."""
+    from .runtime import prefer_passive_wait
     from .validation import check_cli_args, check_environment
 
+    prefer_passive_wait()  # before any command imports torch (runtime.py says why)
     args = build_parser().parse_args(argv)
     try:
         check_environment()

@@ -69,7 +69,7 @@ class LabConfig:
     finetune_lr: float = 0.01
 
     # --- bookkeeping ----------------------------------------------------------
-    num_threads: int = 0  # 0 -> leave torch's default
+    num_threads: int = 0  # torch threads; 0 -> the usable CPUs ($ML07LAB_NUM_THREADS wins, see runtime.py)
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:

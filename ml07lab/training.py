@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from .config import LabConfig, resolve_device
 from .data.base import FaceSet
 from .models import BLOCKS, CosFaceHead, EmbeddingNet, build_backbone
+from .runtime import apply_threads
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -95,8 +96,7 @@ def train_backbone(
     of the backbone and the head train. Returns the model in eval mode on the CPU.
     """
     device = resolve_device(cfg.device)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
+    apply_threads(cfg)  # the CPUs this process may use, not the host's core count
     model = model if model is not None else build_backbone(cfg)
     head = head if head is not None else CosFaceHead(cfg.embedding_dim, faces.num_identities, cfg.scale, cfg.margin)
     model.to(device)

@@ -23,7 +23,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("attack", ("ml07lab.attack",)),
     ("shell", ("ml07lab.cli",)),  # emit/config_from for every command; finds commands by name
     ("controls", ("ml07lab.controls",)),
-    ("lab", ("ml07lab.scorecard", "ml07lab.checks", "ml07lab.widgets", "ml07lab.run", "ml07lab.__main__")),
+    ("lab", ("ml07lab.scorecard", "ml07lab.checks", "ml07lab.widgets", "ml07lab.run", "ml07lab.__main__",
+             "ml07lab.report_html", "ml07lab.bench")),
 ]
 # The boundary the issue names, spelled out: these never import those.
 LOWER = ("ml07lab.data", "ml07lab.models", "ml07lab.training", "ml07lab.verify")

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_curve
 
+from ..runtime import torch_threads
 from .base import FaceSet
 
 # Identity traits, in face units (face centre at 0, v points down): name -> (low, high).
@@ -189,16 +190,12 @@ def generate_faces(n_ids: int, images_per_id: int, size: int = 32, seed: int = 0
     per_img = {k: np.repeat(v, images_per_id) for k, v in idp.items()}
     chunk = chunk or max(8, 262144 // (size * size))  # ~1 MB tensors stay in cache
     out = np.empty((n_ids * images_per_id, 1, size, size), np.uint8)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small ops: 2 threads barely help and collapse under load
-    try:
+    with torch_threads(1):  # small ops: 2 threads barely help and collapse under load
         for s in range(0, len(out), chunk):
             sl = slice(s, s + chunk)
             img = render({k: v[sl] for k, v in per_img.items()},
                          {k: v[sl] for k, v in nuis.items()}, size)
             out[sl, 0] = np.rint(img * 255).astype(np.uint8)
-    finally:
-        torch.set_num_threads(threads)
     labels = torch.arange(n_ids, dtype=torch.long).repeat_interleave(images_per_id)
     return FaceSet(torch.from_numpy(out), labels, tuple(f"synth-{k:04d}" for k in ids),
                    source, meta={"seed": seed, "id_offset": id_offset, "size": size})
