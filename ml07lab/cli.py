@@ -56,7 +56,7 @@ def _add_common(p: argparse.ArgumentParser, json_file: bool = False) -> None:
 def config_from(args: argparse.Namespace, **extra: Any):  # noqa: ANN201
     from .config import get_config
 
-    over = {k: v for k, v in (("seed", args.seed), ("dataset", args.dataset)) if v is not None}
+    over = {k: v for k in ("seed", "dataset") if (v := getattr(args, k, None)) is not None}
     return get_config(args.profile, company=getattr(args, "company", None), **over, **extra)
 
 

@@ -86,10 +86,10 @@ def test_build_announcement(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap
     msg = progress.build_message("clean-backbone", cfg, artifact_dir("clean-backbone", cfg))
     assert "not cached yet" in msg and "about 47 s" in msg and "kit's timing" in msg
     build = lambda: ({"w": torch.zeros(2)}, {"build_seconds": 125.0})  # noqa: E731
-    load_or_build("toy-thing", cfg, build, key="a")
+    load_or_build("toy-thing", cfg, build, inputs={"toy": "a"})
     out = capsys.readouterr().err  # stderr outside a notebook: stdout may be a command's JSON
     assert out.count("\n") == 1 and "toy-thing" in out and "time not measured yet" in out
-    load_or_build("toy-thing", cfg, build, key="a")  # cached: silent
+    load_or_build("toy-thing", cfg, build, inputs={"toy": "a"})  # cached: silent
     assert capsys.readouterr().err == ""
     msg = progress.build_message("toy-thing", cfg, artifact_dir("toy-thing", cfg, key="b"))
     assert "about 2 min (1 earlier build here)" in msg
