@@ -64,16 +64,13 @@ def folder_fingerprint(spec: str) -> str:
     return h.hexdigest()
 
 
-def _decode(path: Path, box, size: int) -> tuple[np.ndarray, tuple[int, int]]:
+def _decode(path: Path, box, size: int) -> tuple[np.ndarray, tuple[int, int]]:  # noqa: ANN001
     """Grey size x size crop, and the crop's size in source pixels (for 'too small')."""
+    from .real import crop_pixels
+
     with Image.open(path) as im:
         im.seek(0)  # first frame of an animated GIF
-        w0, h0 = im.size
-        if box is None:
-            side = min(w0, h0)
-            px = ((w0 - side) / 2, (h0 - side) / 2, (w0 + side) / 2, (h0 + side) / 2)
-        else:
-            px = (box[0] * w0, box[1] * h0, box[2] * w0, box[3] * h0)
+        px = crop_pixels(*im.size, box)
         g = im.convert("L")
         out = g.resize((size, size), Image.Resampling.BILINEAR, box=px, reducing_gap=2.0)
         return np.asarray(out, dtype=np.uint8), (round(px[2] - px[0]), round(px[3] - px[1]))

@@ -47,6 +47,14 @@ def _workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
+def crop_pixels(w0: int, h0: int, box: tuple[float, float, float, float] | None) -> tuple[float, ...]:
+    """The crop in source pixels: `box` as fractions (L, T, R, B), or the centre square."""
+    if box is None:
+        side = min(w0, h0)
+        return ((w0 - side) / 2, (h0 - side) / 2, (w0 + side) / 2, (h0 + side) / 2)
+    return (box[0] * w0, box[1] * h0, box[2] * w0, box[3] * h0)
+
+
 def _read_grey(path: Path, box: tuple[float, float, float, float] | None, size: int,
                rel: str) -> np.ndarray:
     """Decode one image, crop `box` (fractions; None: centre square), grey, resize.
@@ -57,11 +65,7 @@ def _read_grey(path: Path, box: tuple[float, float, float, float] | None, size: 
     try:
         with Image.open(path) as im:
             w0, h0 = im.size
-            if box is None:
-                side = min(w0, h0)
-                px = ((w0 - side) / 2, (h0 - side) / 2, (w0 + side) / 2, (h0 + side) / 2)
-            else:
-                px = (box[0] * w0, box[1] * h0, box[2] * w0, box[3] * h0)
+            px = crop_pixels(w0, h0, box)
             if im.format == "JPEG":
                 need = max(size / (px[2] - px[0]), size / (px[3] - px[1]))
                 im.draft("L", (int(np.ceil(w0 * need)), int(np.ceil(h0 * need))))
