@@ -76,6 +76,7 @@ def test_load_or_build_and_cli_refuse_a_list_meta_in_one_line(cache: Path, capsy
     with pytest.raises(A.ArtifactError, match="JSON list"):
         A.load_or_build("net", cfg, lambda: pytest.fail("must not rebuild silently"))
     (art.path / A.META).write_text("[]")
+    capsys.readouterr()  # the first build announced itself (ml07lab.progress): not the command's output
     rc = main(["evaluate", "--profile", "ci", "--model", str(art.path)])
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err and "JSON list" in err and len(err.strip().splitlines()) == 1
