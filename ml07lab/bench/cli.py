@@ -40,7 +40,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from .lab import run_lab
 
         profile = get_config(args.profile).profile
+        from .measure import machine
+
         labs = Path(args.labs) if args.labs else (project_root() or Path.cwd()) / "labs"
+        b["machine_at_lab_start"] = machine()  # the load when the lab starts, for the docs' table
         b["lab"] = run_lab(profile, labs, warm=not args.cold_only, timeout=args.cell_timeout,
                            only=args.notebooks.split(",") if args.notebooks else None)
         atomic_write_json(Path(args.out).with_name(f"bench-lab-{profile}.json"), b)

@@ -44,7 +44,7 @@ def lab_markdown(benches: list[dict[str, Any]]) -> str:
         f"**{_t(b['lab']['cold_total_s'])}** | **{_t(b['lab'].get('warm_total_s'))}**" for b in labs) + " |")
     notes = []
     for b in labs:
-        m, lab = b["machine"], b["lab"]
+        m, lab = b.get("machine_at_lab_start") or b["machine"], b["lab"]
         imp = f", after a {_t(lab['data_import_s'])} data import" if "data_import_s" in lab else ""
         notes.append(f"`{lab['profile']}`: measured {b['created'][:10]} on {m['cpu_model']}, {m['cores']} cores "
                      f"({m['torch_threads']} torch threads), load average {m['load_avg_1_5_15'][0]} at the start{imp}.")
