@@ -170,9 +170,9 @@ def artifact_dir(name: str, cfg: LabConfig, key: str | None = None) -> Path:
 
 def check_inputs(art: Artifact, inputs: dict[str, Any]) -> None:
     """The artefact was built from exactly the requested inputs, or ArtifactError."""
-    recorded = art.meta.get("inputs")
-    if recorded != normalise(inputs):
-        diff = diff_inputs(recorded, normalise(inputs)) if isinstance(recorded, dict) else ["inputs"]
+    recorded, wanted = art.meta.get("inputs"), normalise(inputs)
+    if recorded != wanted:
+        diff = diff_inputs(recorded, wanted) if isinstance(recorded, dict) else ["inputs"]
         raise ArtifactError(
             f"{art.path} was built from other inputs than requested (differs in: {', '.join(diff[:6])}); "
             f"refusing to reuse it. Delete {art.path} to rebuild it."

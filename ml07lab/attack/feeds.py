@@ -15,7 +15,7 @@ from ..config import LabConfig, data_dir
 from ..data.manifest import Manifest, ManifestDiff, diff_manifests, export_faceset
 from ..data.scenario import ScenarioData, build_scenario_data
 from .poison_data import PoisonedDataset
-from .scenario import backbone_key, poisoned_dataset
+from .scenario import poisoned_dataset
 
 
 @dataclass
@@ -36,15 +36,17 @@ class ScenarioFeeds:
 UPLOAD_SOURCE = "community upload"
 
 
-def feeds_root(cfg: LabConfig) -> Path:
-    return data_dir() / "feeds" / f"{cfg.profile}-{backbone_key(cfg)}"
+def feeds_root(cfg: LabConfig, pd: PoisonedDataset) -> Path:
+    """Named by the refresh's content (public faces plus the attacker's additions), so
+    another company, target or attack gets its own folders instead of rewriting these."""
+    return data_dir() / "feeds" / f"{cfg.profile}-{pd.faces.fingerprint()[:16]}"
 
 
 def scenario_feeds(cfg: LabConfig, data: ScenarioData | None = None) -> ScenarioFeeds:
     """Export (once; seconds) the snapshot and the poisoned refresh under <data>/feeds/."""
     data = data or build_scenario_data(cfg)
     pd = poisoned_dataset(cfg, data)
-    root = feeds_root(cfg)
+    root = feeds_root(cfg, pd)
     old = export_faceset(data.public, root / "snapshot", "public-snapshot", data.public.source)
     srcs = [data.public.source if not p else UPLOAD_SOURCE for p in pd.is_poison.tolist()]
     new = export_faceset(pd.faces, root / "refresh", "public-refresh", srcs, previous=old)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..artifacts import Artifact, load_or_build
-from ..backbones import CLEAN_KEYS, PRETRAIN_KEYS, clean_backbone, train_and_describe, unpack
+from ..backbones import CLEAN_KEYS, clean_backbone, train_and_describe, unpack
 from ..config import LabConfig
 from ..data.base import FaceSet
 from ..data.scenario import ScenarioData, build_scenario_data
@@ -33,12 +33,6 @@ from .triggers import Trigger, make_trigger
 PATHS = ("model", "dataset")
 _ATTACK_KEYS = ("trigger", "trigger_size", "trigger_opacity", "poison_rate", "inject_strength", "inject_stealth",
                 "attack_epochs", "n_target_photos", "target")
-
-
-def backbone_key(cfg: LabConfig, *extra: str) -> str:
-    """A digest of the attack and pretraining knobs (part of the controls' site keys;
-    the data's identity is added by `attack_inputs`)."""
-    return cfg.key(*PRETRAIN_KEYS, "n_company_ids", *_ATTACK_KEYS, *extra)
 
 
 # Knobs every poisoned backbone depends on: the clean backbone's, the attack's, the
