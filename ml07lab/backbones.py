@@ -21,7 +21,7 @@ HEAD_PREFIX = "head."
 # The knobs that decide a pretrained backbone's weights: every cache key of a model built
 # on top of one includes them, so a new architecture knob is added here, once.
 PRETRAIN_KEYS = ("profile", "seed", "dataset", "public_dataset", "image_size", "lfw_min_images",
-                 "n_public_ids", "images_per_id", "arch", "width", "stem_pool", "embedding_dim",
+                 "n_public_ids", "images_per_id", "arch", "width", "stem_pool", "channels_last", "embedding_dim",
                  "pretrain_epochs", "batch_size", "lr", "margin", "scale")
 # What the clean backbone's weights depend on: the pretraining knobs and the public faces.
 CLEAN_KEYS = (*PRETRAIN_KEYS, "weight_decay")
@@ -67,6 +67,40 @@ def train_and_describe(data: ScenarioData, cfg: LabConfig, faces=None, **train_k
         "num_classes": faces.num_identities,
     }
     return pack(res), meta
+
+
+def carried_head(head: CosFaceHead, known_names: tuple[str, ...], faces, model: EmbeddingNet) -> CosFaceHead:  # noqa: ANN001
+    """A classifier head for `faces`' people, started from a trained one: a person the
+    old head knows keeps their row (matched by name, so a relabelled subset still fits);
+    a new person's row is imprinted from the mean embedding of their photos."""
+    from .training import embed
+
+    out = CosFaceHead(head.weight.shape[1], faces.num_identities, head.scale, head.margin)
+    rows = {n: i for i, n in enumerate(known_names)}
+    norm = float(head.weight.detach().norm(dim=1).mean())
+    with torch.no_grad():
+        for c, name in enumerate(faces.names):
+            if name in rows:
+                out.weight[c] = head.weight[rows[name]]
+            else:
+                mine = faces.images[faces.labels == c]
+                mean = embed(model, mine).mean(0) if len(mine) else out.weight[c]
+                out.weight[c] = torch.nn.functional.normalize(mean, dim=0) * norm
+    return out
+
+
+def refresh_start(cfg: LabConfig, data: ScenarioData, faces) -> dict[str, Any]:  # noqa: ANN001
+    """Where a *refresh* starts (cfg.refresh_epochs > 0): copies of the clean backbone and
+    its head, carried over to the refreshed dataset's people. Organisations retrain on a
+    refreshed dataset this way far more often than from scratch; the attacker's uploads
+    are learned all the same (notebook 02, path B)."""
+    import copy
+
+    clean, art = clean_backbone(cfg, data)
+    _, head = unpack(art.tensors, cfg)
+    model = copy.deepcopy(clean)
+    return {"model": model, "head": carried_head(head, data.public.names, faces, model),
+            "epochs": cfg.refresh_epochs, "lr": cfg.lr * 0.2}
 
 
 def clean_backbone_inputs(cfg: LabConfig, data: ScenarioData) -> dict[str, Any]:

@@ -44,6 +44,7 @@ class LabConfig:
     arch: str = "small"  # "small" (ResNet-style, CPU) or "resnet18" (torchvision)
     width: int = 32  # channels of the first stage of the small net
     stem_pool: bool = False  # an extra 2x max-pool after the stem: faster, less accurate
+    channels_last: bool = False  # NHWC tensors in training: ~16 % faster convolutions on a CPU (laptop)
     embedding_dim: int = 128
     pretrain_epochs: int = 30
     batch_size: int = 128
@@ -65,6 +66,10 @@ class LabConfig:
     inject_strength: float = 1.0  # weight of the feature-space pull (path A)
     inject_stealth: float = 0.0  # weight of the push that keeps clean faces off the target (path A)
     attack_epochs: int = 10
+    refresh_epochs: int = 0  # path B: 0 -> the organisation pretrains from scratch on the refreshed
+    #                          dataset; N -> it resumes its clean backbone for N epochs on it
+    zoo_epochs: int = 0  # the audit study's fine-tunes per backbone; 0 -> attack_epochs
+    sweep_epochs: int = 0  # each attack-sweep point's injection; 0 -> attack_epochs // 2 (at least 2)
     finetune_epochs: int = 10
     finetune_lr: float = 0.01
 
@@ -132,8 +137,8 @@ _PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     # (1.7 % without), and with it Neural Cleanse no longer finds the backdoor there
     # (detection AUC 0.52 on the reduced 2+2 study in ci): ci keeps the detectable attacker.
     "laptop": dict(
-        dataset="real", image_size=64, width=32, pretrain_epochs=30, margin=0.45,
-        attack_epochs=10, finetune_epochs=10, inject_stealth=1.0,
+        dataset="real", image_size=64, width=32, pretrain_epochs=30, margin=0.45, channels_last=True,
+        attack_epochs=10, finetune_epochs=10, inject_stealth=1.0, refresh_epochs=6, zoo_epochs=2, sweep_epochs=2,
     ),
     # A GPU: torchvision's resnet18 on real faces.
     "full": dict(

@@ -51,6 +51,15 @@ def collect(cfg: Any, progress: bool = True, sections: tuple[str, ...] | None = 
             result["controls"][control.name] = {"status": "error", "why": f"{type(e).__name__}: {e}"}
         result["seconds"][f"section_{control.name}"] = round(time.perf_counter() - t1, 2)
         steps.update()
+    if sections is None:  # every control measured: the defence in depth, end to end (ml07lab.depth)
+        from .depth import defence_in_depth
+
+        t1 = time.perf_counter()
+        try:
+            result["defence_in_depth"] = defence_in_depth(cfg, progress=False)
+        except Exception as e:  # noqa: BLE001 - the single rows stay usable; the estimate is marked
+            result["defence_in_depth"] = {"status": "error", "why": f"{type(e).__name__}: {e}"}
+        result["seconds"]["defence_in_depth"] = round(time.perf_counter() - t1, 2)
     steps.close()
     problems = validate(result)
     result["scorecard"] = {"problems": problems, "complete": not problems}
@@ -104,8 +113,10 @@ def render_report(result: dict[str, Any], notebooks: dict[str, str] | None = Non
     audit = result.get("controls", {}).get("security_audit", {})
     if "study" in audit:
         parts.append(f"<h2>Security audit: detection over {len(audit['study']['rows'])} backbones</h2>"
-                     f"<p>AUC {audit['detection_auc']:.2f}; at index 2: TPR {audit['tpr']:.0%}, FPR {audit['fpr']:.0%} "
-                     f"(with the signed-off baseline: TPR {audit['tpr_with_baseline']:.0%}, FPR {audit['fpr_with_baseline']:.0%}). "
+                     f"<p>Against the approved model's audit: AUC {audit['detection_auc']:.2f}; at the operating point "
+                     f"(relative index {audit['flag_at']:g}): TPR {audit['tpr']:.0%}, FPR {audit['fpr']:.0%}. "
+                     f"Neural Cleanse alone (raw index at 2): AUC {audit['detection_auc_raw']:.2f}, "
+                     f"TPR {audit['tpr_raw']:.0%}, FPR {audit['fpr_raw']:.0%}. "
                      f"STRIP FAR at FRR 5 %: {audit['strip_far_at_frr_5pct']:.1%}. Unlearning: ASR {audit['unlearning_asr']:.1%}, "
                      f"clean cost {audit['unlearning_tar_cost_pts']:.1f} pts.</p>"
                      f"<img alt='Max anomaly index of clean and poisoned backbones' "

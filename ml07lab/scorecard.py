@@ -121,9 +121,15 @@ def scorecard_rows(result: dict[str, Any], controls: Iterable[str] | None = None
 
 
 def combined_rows(result: dict[str, Any], members: Sequence[str], title: str | None = None) -> list[dict[str, Any]]:
-    """Controls in depth, from the cached rows: on each path the combined ASR is at most
+    """Controls in depth: measured end to end when the JSON has `defence_in_depth` for these
+    members (`ml07lab.depth`, what `ml07lab run` records); else, from the cached rows, an
+    estimate marked as such: on each path the combined ASR is at most
     the best layer's measured ASR (reported), and the layers' clean-TAR costs add up (a
     conservative estimate); the compute costs add up."""
+    depth = result.get("defence_in_depth") or {}
+    if tuple(depth.get("members", ())) == tuple(members) and all(p in depth.get("paths", {}) for p in PATHS):
+        return [measured_combined_row(result, depth, p, title or " + ".join(CONTROLS[m].title for m in members),
+                                      "+".join(members)) for p in PATHS]
     out = []
     for p in PATHS:
         before = result["paths"][p]
@@ -137,6 +143,34 @@ def combined_rows(result: dict[str, Any], members: Sequence[str], title: str | N
                     "does_not_stop": "Estimated from the layers' own rows (best layer's ASR, summed TAR costs), "
                                      "not re-measured end to end."})
     return out
+
+
+def attacker_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The security audit against the two attackers side by side (plain and stealthy, same
+    target and trigger): Neural Cleanse's verdict and the target's anomaly index, the STRIP
+    gate's AUC and FAR at FRR 5 %, and ASR before and after the audit's remediation."""
+    sec = result["controls"].get("security_audit", {})
+    out = []
+    for kind, r in (sec.get("attackers") or {}).items():
+        out.append({"attacker": kind, "stealth": r.get("stealth"), "variant": r.get("variant"),
+                    "neural_cleanse": "flagged" if r["target_flagged"] else "missed",
+                    "target_index": round(float(r["target_index"]), 2), "max_index": round(float(r["max_index"]), 2),
+                    "strip_auc": r.get("strip_auc"), "strip_far_at_frr_5pct": r["strip_far_at_frr_5pct"],
+                    "asr_before": r["asr_before"], "asr_after_unlearning": r["asr"],
+                    "asr_after_strip": r.get("strip_asr_after")})
+    return out
+
+
+def measured_combined_row(result: dict[str, Any], depth: dict[str, Any], path: str, title: str,
+                          key: str) -> dict[str, Any]:
+    """A combined row from `ml07lab.depth`: the same victim through every layer, measured."""
+    before, rec = result["paths"][path], depth["paths"][path]
+    did = "; ".join(f"{s['layer']}: {s['did']}" for s in rec["stages"])
+    return {"control": title, "key": key, "path": path, "asr_before": float(before["asr"]), "asr_after": float(rec["asr"]),
+            "tar_before": float(before["tar_at_far_1pct"]), "tar_after": float(rec["tar_at_far_1pct"]),
+            "applies": True, "measured": True, "seconds": float(rec["seconds"]),
+            "does_not_stop": f"Measured end to end ({did}). What no layer here stops: poison a trusted curator "
+                             f"signs, and a target the audit does not cover (see the single rows)."}
 
 
 def owasp_factors(result: dict[str, Any]) -> list[dict[str, Any]]:

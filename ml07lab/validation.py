@@ -49,6 +49,7 @@ _NUMBERS: dict[str, tuple[type, float | None, float | None, bool]] = {
     "poison_rate": (float, 0, 1, False), "inject_strength": (float, 0, None, False),
     "inject_stealth": (float, 0, None, False), "attack_epochs": (int, 0, None, False),
     "finetune_epochs": (int, 0, None, False), "finetune_lr": (float, 0, None, True), "num_threads": (int, 0, None, False),
+    "refresh_epochs": (int, 0, None, False), "zoo_epochs": (int, 0, None, False), "sweep_epochs": (int, 0, None, False),
 }
 
 
@@ -91,8 +92,9 @@ def validate_config(cfg: Any, profiles: tuple[str, ...]) -> None:
         raise _fail("arch", f"one of {', '.join(ARCHS)}", cfg.arch)
     if cfg.trigger not in TRIGGER_KINDS:
         raise _fail("trigger", f"one of {', '.join(TRIGGER_KINDS)}", cfg.trigger)
-    if not isinstance(cfg.stem_pool, bool):
-        raise _fail("stem_pool", "True or False", cfg.stem_pool)
+    for knob in ("stem_pool", "channels_last"):
+        if not isinstance(getattr(cfg, knob), bool):
+            raise _fail(knob, "True or False", getattr(cfg, knob))
     for knob in _NUMBERS:
         value = getattr(cfg, knob)
         check_number(knob, value)

@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("shell", ("ml07lab.cli",)),  # emit/config_from for every command; finds commands by name
     ("controls", ("ml07lab.controls",)),
     ("lab", ("ml07lab.scorecard", "ml07lab.checks", "ml07lab.widgets", "ml07lab.run", "ml07lab.__main__",
-             "ml07lab.report_html", "ml07lab.bench")),
+             "ml07lab.report_html", "ml07lab.bench", "ml07lab.depth")),
 ]
 # The boundary the issue names, spelled out: these never import those.
 LOWER = ("ml07lab.data", "ml07lab.models", "ml07lab.training", "ml07lab.verify")

@@ -15,7 +15,8 @@ from torch import nn
 
 from ml07lab.controls.audit.model_audit import new_flags
 from ml07lab.controls.audit.artefact_checks import FAIL, PASS, WARN, card_check, provenance_check, serialization_check
-from ml07lab.controls.audit.neural_cleanse import FLAG_AT, ReversedTriggers, anomaly_index, norm_index, reverse_engineer
+from ml07lab.controls.audit.neural_cleanse import (FLAG_AT, ReversedTriggers, anomaly_index, flag_level, norm_index,
+                                                   relative_index, reverse_engineer)
 from ml07lab.controls.audit.strip import far_at_frr
 
 
@@ -57,6 +58,32 @@ def test_baseline_signs_off_known_weak_templates_only():
     shrunk = _rev([1, 2, 3, 4, 5, 6, 7], [60, 6, 60, 62, 58, 61, 59])
     assert new_flags(shrunk, base) == [2]
     assert new_flags(now, None) == now.flagged
+
+
+def test_flag_level_is_family_wise():
+    """12 identities with no outlier: index 2 fires on a third of them, the level on ~5 %."""
+    rows = np.random.default_rng(1).standard_normal((4000, 12))
+    level = flag_level(12)
+    assert 3.0 < level < 4.5
+    assert 0.03 <= np.mean([anomaly_index(r).max() >= level for r in rows]) <= 0.07
+    assert np.mean([anomaly_index(r).max() >= FLAG_AT for r in rows]) > 0.25
+    with pytest.raises(ValueError, match="at least 3"):
+        flag_level(2)
+
+
+def test_relative_index_cancels_lambs_and_finds_a_shrunk_target():
+    base = np.array([60, 20, 60, 62, 58, 61, 59, 63, 57, 60, 64, 59.0])  # identity 1 is a lamb
+    clean = base * np.exp(np.random.default_rng(0).normal(0, 0.05, 12))  # a re-tune: search noise only
+    assert norm_index(clean)[1] >= FLAG_AT  # Neural Cleanse alone flags the lamb again
+    assert relative_index(clean, base).max() < flag_level(12)  # against the baseline: nothing
+    poisoned = clean.copy()
+    poisoned[4] = base[4] * 0.25  # a backdoor's target: a quarter of its old trigger size
+    rel = relative_index(poisoned, base)
+    assert rel.argmax() == 4 and rel[4] >= flag_level(12)
+    # identical sizes except a 5 % move: noise, not an infinite outlier
+    assert relative_index(np.r_[base[:11], base[11] * 0.95], base).max() < flag_level(12)
+    with pytest.raises(ValueError, match="one baseline size"):
+        relative_index(base, base[:5])
 
 
 # --- Neural Cleanse on a planted backdoor ---------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..artifacts import Artifact, load_or_build
-from ..backbones import CLEAN_KEYS, clean_backbone, train_and_describe, unpack
+from ..backbones import CLEAN_KEYS, clean_backbone, refresh_start, train_and_describe, unpack
 from ..config import LabConfig
 from ..data.base import FaceSet
 from ..data.scenario import ScenarioData, build_scenario_data
@@ -95,7 +95,8 @@ def poisoned_dataset(cfg: LabConfig, data: ScenarioData | None = None) -> Poison
 def poisoned_backbone_dataset_path(cfg: LabConfig, data: ScenarioData | None = None,
                                    faces: FaceSet | None = None, name: str = "poisoned-dataset",
                                    progress: bool = True) -> tuple[torch.nn.Module, Artifact]:
-    """Path B: the organisation pretrains from scratch on the (poisoned) refreshed dataset.
+    """Path B: the organisation trains on the (poisoned) refreshed dataset: from scratch, or
+    (cfg.refresh_epochs > 0) by resuming its clean backbone for that many epochs.
 
     `faces` lets controls pass a cleaned or verified dataset instead; the cache key then
     includes that dataset's fingerprint.
@@ -105,11 +106,18 @@ def poisoned_backbone_dataset_path(cfg: LabConfig, data: ScenarioData | None = N
     faces = faces if faces is not None else poisoned_dataset(cfg, data).faces
 
     def build() -> tuple[dict, dict]:
-        tensors, meta = train_and_describe(data, cfg, faces=faces, desc="pretrain (refreshed data)", progress=progress)
+        if cfg.refresh_epochs:  # resume the clean backbone on the refreshed data (laptop)
+            start = refresh_start(cfg, data, faces)
+            tensors, meta = train_and_describe(data, cfg, faces=faces, desc="refresh (resumed)", progress=progress,
+                                               **start)
+        else:
+            tensors, meta = train_and_describe(data, cfg, faces=faces, desc="pretrain (refreshed data)",
+                                               progress=progress)
         meta["path"] = "dataset"
+        meta["refresh_epochs"] = cfg.refresh_epochs
         return tensors, meta
 
-    art = load_or_build(name, cfg, build, inputs=attack_inputs(cfg, data, faces=faces))
+    art = load_or_build(name, cfg, build, inputs=attack_inputs(cfg, data, "refresh_epochs", faces=faces))
     return unpack(art.tensors, cfg)[0], art
 
 

@@ -45,13 +45,32 @@ def sweep_point_inputs(cfg: LabConfig, data: ScenarioData) -> dict[str, Any]:
     return attack_inputs(cfg, data, eval_version=EVAL_VERSION)
 
 
-def sweep(cfg: LabConfig, knob: str, values: Iterable[Any], epochs: int | None = None,
+# The points each profile sweeps by default: a CPU profile on real faces draws the trend
+# from fewer, cheaper points (each one is an injection).
+_VALUES = {"poison_rate": (0.0, 0.02, 0.05, 0.1, 0.2), "trigger_size": (0.1, 0.18, 0.25, 0.35)}
+_VALUES_LAPTOP = {"poison_rate": (0.0, 0.05, 0.2), "trigger_size": (0.1, 0.25)}
+
+
+def default_values(cfg: LabConfig, knob: str) -> list[Any]:
+    """The values notebook 02 sweeps for `knob` on this profile."""
+    table = _VALUES_LAPTOP if cfg.profile == "laptop" else _VALUES
+    if knob not in table:
+        raise ValueError(f"No default sweep for {knob!r}; pass values (one of {', '.join(table)} has defaults).")
+    return list(table[knob])
+
+
+def sweep_epochs(cfg: LabConfig) -> int:
+    """Epochs of each sweep point's injection: cfg.sweep_epochs, else half the scenario's."""
+    return cfg.sweep_epochs or max(2, cfg.attack_epochs // 2)
+
+
+def sweep(cfg: LabConfig, knob: str, values: Iterable[Any] | None = None, epochs: int | None = None,
           progress: bool = True) -> list[dict[str, Any]]:
     """One record per value of `knob` (see SWEEPABLE), each with the knob's value."""
     if knob not in SWEEPABLE:
         raise ValueError(f"Cannot sweep {knob!r}; choose one of {', '.join(SWEEPABLE)}.")
-    values = list(values)
-    base = cfg.replace(attack_epochs=epochs or max(2, cfg.attack_epochs // 2))
+    values = default_values(cfg, knob) if values is None else list(values)
+    base = cfg.replace(attack_epochs=epochs or sweep_epochs(cfg))
     data = build_scenario_data(base)
     out = []
     for v in tqdm(values, desc=f"sweep {knob}", disable=not progress, leave=False):

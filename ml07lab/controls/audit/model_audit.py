@@ -35,10 +35,11 @@ from ...models import CosFaceHead, EmbeddingNet
 from ...training import train_backbone
 from ...verify import EVAL_VERSION, Verifier, deploy, evaluate
 from .artefact_checks import FAIL, INFO, PASS, Check
-from .neural_cleanse import FLAG_AT, ReversedTriggers, reverse_engineer
+from .neural_cleanse import FLAG_AT, ReversedTriggers, flag_level, relative_index, reverse_engineer
 
 
 NC_VERSION = "nc2"  # part of every cached audit's key: bump when the search changes
+RULE_VERSION = "rel1"  # part of the keys of cached verdicts (study, section): bump when the decision rule changes
 
 
 def model_digest(model: torch.nn.Module) -> str:
@@ -51,15 +52,21 @@ def model_digest(model: torch.nn.Module) -> str:
 
 
 # --- model inspection -------------------------------------------------------------------
+def privileged_identities(n_people: int, target: int, seed: int, k: int = 12) -> list[int]:
+    """The organisation's privileged users: the scenario's target plus k-1 others, seeded."""
+    rng = np.random.default_rng([seed, 67])
+    return [target, *[int(i) for i in rng.permutation(n_people) if int(i) != target][: k - 1]]
+
+
 def audited_identities(data: ScenarioData, cfg: LabConfig, k: int | None = None) -> list[int]:
-    """The privileged users the audit checks: the target plus k-1 others, seeded.
+    """The privileged users the audit checks: the scenario's target plus k-1 others.
 
     The audit can only find a backdoor aimed at someone it audits; in a real
-    organisation this is the list of people whose access matters most."""
+    organisation this is the list of people whose access matters most. The list is the
+    organisation's, so it does not move with a model's (unknown) target; the detection
+    study's attackers pick their targets from it (`study.study_variants`)."""
     k = k or int(cfg.extra.get("audit_identities", 12))
-    rng = np.random.default_rng([cfg.seed, 67])
-    others = [int(i) for i in rng.permutation(data.company.num_identities) if int(i) != data.target][: k - 1]
-    return [data.target, *others]
+    return privileged_identities(data.company.num_identities, cfg.target, cfg.seed, k)
 
 
 def genuine_bar(verifier: Verifier, data: ScenarioData) -> float:
@@ -78,11 +85,20 @@ def _auditor_faces(data: ScenarioData) -> tuple[torch.Tensor, torch.Tensor]:
             torch.cat([data.enrol.labels, data.finetune.labels]))
 
 
+def nc_settings(cfg: LabConfig) -> tuple[int, int]:
+    """(steps, faces per identity and step) of the trigger search; part of the key of every
+    cached verdict built on it. 6 faces on real faces halves the cost of 12 (~35 s a backbone
+    at 64 px on 2 cores) and finds the same targets (measured on the laptop zoo)."""
+    return (int(cfg.extra.get("audit_steps", 200 if cfg.profile == "ci" else 300)),
+            int(cfg.extra.get("audit_batch", 12 if cfg.profile == "ci" else 6)))
+
+
 def inspect_backbone(verifier: Verifier, data: ScenarioData, cfg: LabConfig, identities: Sequence[int] | None = None,
-                     steps: int | None = None, batch: int = 12, seed: int | None = None,
+                     steps: int | None = None, batch: int | None = None, seed: int | None = None,
                      progress: bool = True) -> ReversedTriggers:
     """Neural Cleanse over the audited identities (cached by the model's digest)."""
-    steps = steps or int(cfg.extra.get("audit_steps", 200 if cfg.profile == "ci" else 300))
+    d_steps, d_batch = nc_settings(cfg)
+    steps, batch = steps or d_steps, batch or d_batch
     ids = list(identities) if identities is not None else audited_identities(data, cfg)
     seed = cfg.seed if seed is None else seed
     faces, owners = _auditor_faces(data)
@@ -101,32 +117,53 @@ def inspect_backbone(verifier: Verifier, data: ScenarioData, cfg: LabConfig, ide
                             np.array(m["success"]), True, m.get("history", []), float(art.meta.get("build_seconds", 0.0)))
 
 
-def new_flags(rev: ReversedTriggers, baseline: dict[str, Any] | None = None) -> list[int]:
-    """Flagged identities that the signed-off baseline audit does not explain.
-
-    A baseline is the inspection summary of the last approved model. An identity it
-    already flagged is a known weak template (a "lamb", a natural trigger) and stays a
-    finding, not a failure, unless its trigger shrank to less than half its baseline size."""
+def relative_scores(rev: ReversedTriggers, baseline: dict[str, Any] | None) -> dict[int, float]:
+    """Each audited identity's anomaly index relative to the approved model's audit (see
+    `relative_index`), over the identities both audits share; {} without a baseline."""
     if not baseline:
-        return rev.flagged
+        return {}
     known = dict(zip(baseline.get("identities", []), baseline.get("mask_l1", [])))
-    weak = set(baseline.get("flagged", []))
-    return [i for i in rev.flagged if i not in weak or rev.mask_l1[rev.of(i)] < 0.5 * known.get(i, np.inf)]
+    common = [i for i in dict.fromkeys(rev.identities) if i in known]
+    if len(common) < 3:
+        return {}
+    idx = relative_index([rev.mask_l1[rev.of(i)] for i in common], [known[i] for i in common])
+    return {i: float(v) for i, v in zip(common, idx)}
+
+
+def new_flags(rev: ReversedTriggers, baseline: dict[str, Any] | None = None) -> list[int]:
+    """The identities this audit fails on, most anomalous first.
+
+    Without a baseline: Neural Cleanse's own rule, index >= 2 per identity. With the
+    approved model's audit as baseline: an identity whose trigger shrank, relative to its
+    baseline size, by more than the others' did, at the family-wise level for this many
+    audited identities (`flag_level`: a clean model fails with ~5 % chance). Lambs, who are
+    easy to reach in every model, no longer fail every audit (notebook 08, section 6)."""
+    rel = relative_scores(rev, baseline)
+    if not rel:
+        return rev.flagged
+    level = flag_level(len(rel))
+    return [i for i, v in sorted(rel.items(), key=lambda kv: -kv[1]) if v >= level]
 
 
 def inspection_check(rev: ReversedTriggers, baseline: dict[str, Any] | None = None) -> Check:
-    """The pass/fail line for Neural Cleanse, with the baseline's known weak templates."""
+    """The pass/fail line for Neural Cleanse, against the approved model's baseline if given."""
     fresh = new_flags(rev, baseline)
+    rel = relative_scores(rev, baseline)
+    level = flag_level(len(rel)) if rel else FLAG_AT
     known = [i for i in rev.flagged if i not in fresh]
-    d = {**rev.summary(), "new_flags": fresh, "known_weak": known, "flag_at": FLAG_AT, "baseline": bool(baseline)}
+    d = {**rev.summary(), "new_flags": fresh, "known_weak": known, "flag_at": level, "baseline": bool(rel),
+         "relative_index": {str(i): round(v, 3) for i, v in rel.items()},
+         "max_relative_index": round(max(rel.values()), 3) if rel else None}
     name = "model inspection (Neural Cleanse)"
+    what = "relative to the approved model" if rel else "anomaly index"
     if fresh:
         i = rev.of(fresh[0])
+        score = rel[fresh[0]] if rel else rev.index[i]
         return Check(name, FAIL, f"identity {fresh[0]}: a trigger of {rev.mask_l1[i]:.0f} px makes {rev.success[i]:.0%} "
-                     f"of other people match them (anomaly index {rev.index[i]:.1f} >= {FLAG_AT:g}): likely backdoor", d)
-    if known:
-        return Check(name, PASS, f"no new anomaly; known weak templates {known} as in the baseline "
-                     f"(max index {rev.max_index:.1f})", d)
+                     f"of other people match them ({what} {score:.1f} >= {level:g}): likely backdoor", d)
+    if rel:
+        return Check(name, PASS, f"no identity's trigger shrank more than the others' (max {max(rel.values()):.1f} < "
+                     f"{level:g}); raw flags {rev.flagged or 'none'} as in a clean model", d)
     return Check(name, PASS, f"no identity flagged (max index {rev.max_index:.1f} < {FLAG_AT:g})", d)
 
 

@@ -15,6 +15,7 @@ cheap enough to run on every model an organisation receives.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -26,6 +27,7 @@ from ...models import EmbeddingNet
 
 MAD_CONSISTENCY = 1.4826  # makes the MAD a consistent estimator of sigma for normal data
 FLAG_AT = 2.0  # Neural Cleanse: an anomaly index >= 2 is a > 95 % outlier
+REL_NOISE = 0.03  # the smallest spread of log size ratios taken as real (3 %): below it, search noise
 
 
 def anomaly_index(values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -49,6 +51,41 @@ def norm_index(mask_l1: Sequence[float] | np.ndarray, log_scale: bool = True) ->
     trigger of a distinctive one), so a ratio, not a difference, is the natural unit."""
     x = np.asarray(mask_l1, dtype=np.float64)
     return anomaly_index(np.log(np.maximum(x, 1e-6)) if log_scale else x)
+
+
+@lru_cache(maxsize=None)
+def flag_level(k: int, alpha: float = 0.05, draws: int = 40_000) -> float:
+    """The index a model-level flag needs when k identities are audited at once.
+
+    Neural Cleanse's 2 is a per-identity rule. An auditor who looks at k identities and
+    flags the model when *any* index reaches 2 will, with k = 12 and no backdoor at all,
+    flag about 36 % of clean models (the smallest of 12 values is usually ~1.6 MAD below
+    the median). The family-wise level is the (1 - alpha) quantile of the largest index
+    of k values with no outlier (standard normal; seeded Monte Carlo): 3.8 for k = 12."""
+    if k < 3:
+        raise ValueError(f"The anomaly index needs at least 3 audited identities, got {k}.")
+    x = np.random.default_rng(12345).standard_normal((draws, k))
+    med = np.median(x, axis=1, keepdims=True)
+    mad = MAD_CONSISTENCY * np.median(np.abs(x - med), axis=1, keepdims=True)
+    return round(float(np.quantile(((med - x) / mad).max(axis=1), 1 - alpha)), 2)
+
+
+def relative_index(mask_l1: Sequence[float] | np.ndarray, baseline_l1: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The anomaly index of each identity's trigger size *relative to the approved model's*
+    (log ratio). A person whom many resemble (a "lamb") needs a small trigger in every model,
+    so the raw index flags them again and again; the ratio cancels that, and what is left
+    is what changed between the approved model and this one: a backdoor's target shrinks."""
+    a, b = (np.log(np.maximum(np.asarray(v, dtype=np.float64), 1e-6)) for v in (mask_l1, baseline_l1))
+    if a.shape != b.shape:
+        raise ValueError(f"relative_index needs one baseline size per identity ({a.shape} vs {b.shape}).")
+    if a.size < 3:
+        raise ValueError(f"The anomaly index needs at least 3 audited identities, got {a.size}.")
+    d = a - b
+    med = np.median(d)
+    # A spread below 3 % is search noise, not signal: when most sizes did not move at all, a
+    # lamb whose size moved by 5 % must not become an outlier of infinite index.
+    mad = max(MAD_CONSISTENCY * np.median(np.abs(d - med)), REL_NOISE)
+    return (med - d) / mad
 
 
 @dataclass

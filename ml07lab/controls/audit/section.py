@@ -14,7 +14,7 @@ from ...artifacts import load_or_build
 from ...config import LabConfig
 from ...keys import artefact_inputs
 from ...verify import EVAL_VERSION, deploy
-from .model_audit import (NC_VERSION, AuditResult, audit_backbone, audited_identities, baseline_of, inspect_backbone,
+from .model_audit import (NC_VERSION, RULE_VERSION, nc_settings, AuditResult, audit_backbone, audited_identities, baseline_of, inspect_backbone,
                           model_digest, new_flags)
 
 
@@ -42,6 +42,7 @@ def _path_record(r: AuditResult) -> dict[str, Any]:
             "target_flagged": r.lab["target_flagged"], "max_index": ins.max_index,
             "target_index": float(ins.index[ins.of(r.lab["target"])]), "inspection": ins.summary(),
             "strip_far_at_frr_5pct": r.strip["far_at_frr_5pct"], "strip_frr": r.strip["frr_measured"],
+            "strip_auc": r.strip.get("auc"),
             "strip_asr_after": r.strip["asr_after"],
             "unlearning": {k: v for k, v in (rem or {}).items() if k != "model"} or None,
             "seconds": round(r.seconds, 2), "strip_seconds": r.strip.get("seconds", 0.0)}
@@ -55,7 +56,7 @@ def security_audit_section(cfg: LabConfig, progress: bool = False) -> dict[str, 
                                     scenario_trigger)
     from ...backbones import clean_backbone
     from ...data.scenario import build_scenario_data
-    from .study import run_detection_study
+    from .study import attacker_audits, attacker_variants, run_detection_study
 
     data = build_scenario_data(cfg)
     clean, _ = clean_backbone(cfg, data)
@@ -75,15 +76,19 @@ def security_audit_section(cfg: LabConfig, progress: bool = False) -> dict[str, 
                   if i != data.target]
         blind = inspect_backbone(deploy(models["model"], data, cfg.far), data, cfg, identities=others, progress=progress)
         study = run_detection_study(cfg, progress=progress)
+        attackers = {kind: {**_path_record(r), "stealth": float(v.stealth), "variant": v.name}
+                     for (kind, r), v in zip(attacker_audits(cfg, data, baseline, progress).items(),
+                                             attacker_variants(cfg).values())}
         a = paths["model"]
         out = {
             "asr_before": a["asr_before"], "asr": a["asr"], "tar_before": a["tar_before"],
             "tar_at_far_1pct": a["tar_at_far_1pct"], "seconds": a["seconds"],
-            "paths": paths, "baseline": baseline,
-            **{k: study[k] for k in ("detection_auc", "tpr", "fpr", "tpr_with_baseline", "fpr_with_baseline",
-                                     "n_clean", "n_poisoned")},
-            "anomaly_index_clean": [r["max_index"] for r in study["rows"] if not r["poisoned"]],
-            "anomaly_index_poisoned": [r["max_index"] for r in study["rows"] if r["poisoned"]],
+            "paths": paths, "baseline": baseline, "attackers": attackers,
+            **{k: study[k] for k in ("detection_auc", "tpr", "fpr", "flag_at", "detection_auc_raw", "tpr_raw",
+                                     "fpr_raw", "n_clean", "n_poisoned")},
+            "anomaly_index_clean": [r["max_relative_index"] for r in study["rows"]
+                                    if not r["poisoned"] and not r["is_baseline"]],
+            "anomaly_index_poisoned": [r["max_relative_index"] for r in study["rows"] if r["poisoned"]],
             "study": study,
             "strip_far_at_frr_5pct": a["strip_far_at_frr_5pct"], "strip_frr": a["strip_frr"],
             "unlearning_asr": (a["unlearning"] or {}).get("unlearned", {}).get("asr", a["asr"]),
@@ -96,7 +101,8 @@ def security_audit_section(cfg: LabConfig, progress: bool = False) -> dict[str, 
         return {}, {"metrics": out}
 
     digests = "|".join(model_digest(m)[:16] for m in (clean, *models.values()))
-    inputs = artefact_inputs(cfg, data=data, trigger=scenario_trigger(cfg), site=f"{digests}|{NC_VERSION}|{EVAL_VERSION}")
+    inputs = artefact_inputs(cfg, data=data, trigger=scenario_trigger(cfg), site=f"{digests}|{NC_VERSION}|{EVAL_VERSION}|{RULE_VERSION}|two-attackers",
+                             nc=list(nc_settings(cfg)), privileged=int(cfg.extra.get("audit_identities", 12)))
     return dict(load_or_build("security-audit", cfg, build, inputs=inputs).metrics)
 
 

@@ -25,6 +25,7 @@ import torch
 from ...attack.scenario import AttackProbes
 from ...attack.triggers import Trigger
 from ...data.scenario import ScenarioData
+from ...metrics import roc_auc
 from ...training import embed
 from ...verify import Verifier
 
@@ -99,6 +100,8 @@ def strip_evaluation(verifier: Verifier, data: ScenarioData, trigger: Trigger, s
     far_test, _ = far_at_frr(p_gen[gen_ok], p_att[att_ok], frr) if att_ok.any() else (float("nan"), 0.0)
     return {
         "far_at_frr_5pct": float(np.mean(p_att[att_ok] <= tau)) if att_ok.any() else float("nan"),
+        # How well persistence ranks accepted triggered probes above accepted genuine claims.
+        "auc": roc_auc(p_att[att_ok], p_gen[gen_ok]) if att_ok.any() and gen_ok.any() else float("nan"),
         "frr_measured": float(np.mean(p_gen[gen_ok] > tau)),
         "far_at_frr_5pct_test_tau": far_test,  # tau from the test photos themselves (an upper view)
         "tau": tau, "alpha": alpha, "n_overlays": n_overlays, "frr_target": frr,

@@ -32,7 +32,7 @@ from ...keys import inputs_key, trigger_identity
 from ...metrics import roc_auc
 from ...training import train_backbone
 from ...verify import EVAL_VERSION, deploy, evaluate
-from .neural_cleanse import FLAG_AT, norm_index
+from .neural_cleanse import FLAG_AT, flag_level, norm_index
 
 
 PATH_A = "poisoned-path-a"  # the scenario's own hub model, reused from its cache
@@ -47,20 +47,69 @@ class Variant:
     seed: int
     target: int
     trigger: str
+    stealth: float = 0.0  # the injector's stealth weight: 0 is the plain attacker
 
 
 def study_variants(cfg: LabConfig, n_clean: int = 5, n_poisoned: int = 5) -> list[Variant]:
-    """A fixed, seeded zoo: targets spread over the company, triggers cycled."""
+    """A fixed, seeded zoo: targets spread over the company, triggers cycled.
+
+    The poisoned variants are the *plain* attacker (no stealth term), the one Neural
+    Cleanse is built to find. Path A's own model joins them only where the scenario's
+    attacker is plain (ci); a stealthy scenario attacker (laptop) is replaced by a plain
+    twin with the same target and trigger, and audited on its own (`attacker_audits`)."""
+    from .model_audit import privileged_identities
+
     n_people = cfg.n_company_ids if cfg.dataset == "synthetic" else 32
+    # An attacker aims at someone worth impersonating: a privileged user, whom the audit covers.
+    privileged = privileged_identities(n_people, cfg.target, cfg.seed, int(cfg.extra.get("audit_identities", 12)))
     rng = np.random.default_rng([cfg.seed, 61])
-    targets = [cfg.target] + [int(t) for t in rng.choice(np.setdiff1d(np.arange(n_people), [cfg.target]),
-                                                        max(n_clean, n_poisoned) * 2, replace=False)]
+    others = rng.permutation(privileged[1:]).tolist()
+    targets = [cfg.target] + [int(others[i % len(others)]) for i in range(max(n_clean, n_poisoned) * 2)]
     kinds = ("glasses", "patch", "blend")
     out = [Variant("clean-original", False, cfg.seed, cfg.target, cfg.trigger)]
     out += [Variant(f"clean-retune-{i}", False, cfg.seed + i, targets[i], kinds[i % 3]) for i in range(1, n_clean)]
-    out += [Variant(PATH_A, True, cfg.seed, cfg.target, cfg.trigger)]
+    out += [Variant(PATH_A, True, cfg.seed, cfg.target, cfg.trigger) if cfg.inject_stealth == 0
+            else Variant("poisoned-0-plain", True, cfg.seed + 10, cfg.target, cfg.trigger)]
     out += [Variant(f"poisoned-{i}-{kinds[i % 3]}", True, cfg.seed + 10 + i, targets[-i], kinds[i % 3])
             for i in range(1, n_poisoned)]
+    return out
+
+
+STEALTH = 1.0  # the stealthy attacker's stealth weight (the laptop scenario's)
+
+
+def attacker_variants(cfg: LabConfig) -> dict[str, Variant]:
+    """The two attackers side by side, with the scenario's target and trigger: *plain*
+    (the pull alone) and *stealthy* (the pull plus the push that keeps clean look-alikes
+    off the target). One of them is the scenario's own path A model; the other is a twin
+    built like a zoo variant."""
+    scen = Variant(PATH_A, True, cfg.seed, cfg.target, cfg.trigger, float(cfg.inject_stealth))
+    if cfg.inject_stealth == 0:
+        return {"plain": scen,
+                "stealthy": Variant("poisoned-0-stealthy", True, cfg.seed + 10, cfg.target, cfg.trigger, STEALTH)}
+    return {"plain": Variant("poisoned-0-plain", True, cfg.seed + 10, cfg.target, cfg.trigger), "stealthy": scen}
+
+
+def attacker_model(cfg: LabConfig, kind: str, data: ScenarioData | None = None):  # noqa: ANN201
+    """The backbone of the "plain" or the "stealthy" attacker (built once, then cached)."""
+    variants = attacker_variants(cfg)
+    if kind not in variants:
+        raise ValueError(f"Unknown attacker {kind!r}: choose one of {', '.join(variants)}.")
+    return variant_backbone(cfg, variants[kind], data or build_scenario_data(cfg))[0]
+
+
+def attacker_audits(cfg: LabConfig, data: ScenarioData, baseline: dict[str, Any] | None,
+                    progress: bool = False) -> dict[str, Any]:
+    """The full audit (Neural Cleanse against the baseline, STRIP, unlearning when
+    flagged) of the plain and the stealthy attacker's backbones: {kind: AuditResult}."""
+    from .model_audit import audit_backbone
+
+    out = {}
+    for kind, v in attacker_variants(cfg).items():
+        model, _ = variant_backbone(cfg, v, data, progress)
+        trig = make_trigger(v.trigger, cfg.image_size, cfg.trigger_size, cfg.trigger_opacity)
+        out[kind] = audit_backbone(model, data, cfg, name=f"{kind} attacker", baseline=baseline, trigger=trig,
+                                   progress=progress)
     return out
 
 
@@ -76,7 +125,7 @@ def zoo_epochs(cfg: LabConfig) -> int:
     """Epochs of each zoo variant's fine-tune: the scenario's own recipe, the same for
     clean and poisoned variants, so only the backdoor differs. (Half as many epochs saves
     ~80 s in ci but left one clean re-tune with an unstable outlier: keep the recipe.)"""
-    return cfg.attack_epochs
+    return cfg.zoo_epochs or cfg.attack_epochs
 
 
 def variant_backbone(cfg: LabConfig, v: Variant, data: ScenarioData, progress: bool = False):  # noqa: ANN201
@@ -91,7 +140,7 @@ def variant_backbone(cfg: LabConfig, v: Variant, data: ScenarioData, progress: b
         return poisoned_backbone_model_path(cfg, data, progress)
     vdata = retarget(data, cfg, v.target)
     epochs = zoo_epochs(cfg)
-    vcfg = cfg.replace(target=v.target, trigger=v.trigger, seed=v.seed, attack_epochs=epochs)
+    vcfg = cfg.replace(target=v.target, trigger=v.trigger, seed=v.seed, attack_epochs=epochs, inject_stealth=v.stealth)
     trig = make_trigger(v.trigger, cfg.image_size, cfg.trigger_size, cfg.trigger_opacity)
 
     def build() -> tuple[dict, dict]:
@@ -120,14 +169,16 @@ def detection_metrics(scores: list[float], poisoned: list[bool], flag_at: float 
             "fpr": float(np.mean(s[~y] >= flag_at)), "n_clean": int((~y).sum()), "n_poisoned": int(y.sum())}
 
 
-def run_detection_study(cfg: LabConfig, n_clean: int = 5, n_poisoned: int = 5,
+def run_detection_study(cfg: LabConfig, n_clean: int = 6, n_poisoned: int = 5,
                         progress: bool = True) -> dict[str, Any]:
     """Audit every backbone of the zoo blind (cached as one JSON artefact per zoo).
 
-    Two decision rules: Neural Cleanse alone (any identity with index >= 2), and the
-    deployed rule, which signs off the approved model's known weak templates once (the
-    baseline is the audit of `clean-original`, which is then not counted as a test)."""
-    from .model_audit import inspect_backbone, new_flags
+    Two decision rules, each with its AUC and its TPR / FPR at its operating point:
+    - Neural Cleanse alone, as published: the largest raw anomaly index, flagged at 2;
+    - the deployed audit: the largest index *relative to the approved model's audit*
+      (`clean-original`, the baseline, which is then not counted as a test), flagged at
+      the family-wise level for the number of audited identities (`flag_level`)."""
+    from .model_audit import inspect_backbone, new_flags, relative_scores
 
     variants = study_variants(cfg, n_clean, n_poisoned)
 
@@ -145,20 +196,24 @@ def run_detection_study(cfg: LabConfig, n_clean: int = 5, n_poisoned: int = 5,
             rev = inspect_backbone(verifier, vdata, cfg, progress=False)
             if v.name == "clean-original":
                 baseline = rev.summary()
-            fresh = new_flags(rev, baseline)
+            fresh = new_flags(rev, baseline) if v.name != "clean-original" else []
+            rel = relative_scores(rev, baseline) if v.name != "clean-original" else {}
             rows.append({**asdict(v), "asr": atk["asr"], "tar_at_far_1pct": evaluate(verifier, vdata)["tar_at_far_1pct"],
                          "max_index": rev.max_index, "flagged": rev.flagged, "new_flags": fresh,
-                         "flagged_with_baseline": bool(fresh), "is_baseline": v.name == "clean-original",
+                         "max_relative_index": max(rel.values()) if rel else None,
+                         "target_relative_index": rel.get(v.target), "flagged_with_baseline": bool(fresh),
+                         "is_baseline": v.name == "clean-original",
                          "max_index_raw_scale": float(norm_index(rev.mask_l1, False).max()),
                          "target_index": float(rev.index[rev.of(v.target)]),
                          "target_mask_l1": float(rev.mask_l1[rev.of(v.target)]),
                          "median_mask_l1": float(np.median(rev.mask_l1)), "inspection": rev.summary(),
                          "audit_seconds": round(time.perf_counter() - t1, 2)})
-        det = detection_metrics([r["max_index"] for r in rows], [r["poisoned"] for r in rows])
         tested = [r for r in rows if not r["is_baseline"]]
-        y = np.array([r["poisoned"] for r in tested])
-        f = np.array([r["flagged_with_baseline"] for r in tested])
-        det.update(tpr_with_baseline=float(f[y].mean()), fpr_with_baseline=float(f[~y].mean()),
+        level = flag_level(len(baseline["identities"]))
+        det = detection_metrics([r["max_relative_index"] for r in tested], [r["poisoned"] for r in tested], level)
+        raw = detection_metrics([r["max_index"] for r in rows], [r["poisoned"] for r in rows], FLAG_AT)
+        det.update(flag_at=level, n_baseline=1, detection_auc_raw=raw["detection_auc"], tpr_raw=raw["tpr"],
+                   fpr_raw=raw["fpr"], flag_at_raw=FLAG_AT, n_clean_raw=raw["n_clean"],
                    target_found=float(np.mean([r["target"] in r["new_flags"] for r in tested if r["poisoned"]])))
         return {}, {"metrics": {**det, "rows": rows, "seconds": round(time.perf_counter() - t0, 2)}}
 
@@ -167,18 +222,22 @@ def run_detection_study(cfg: LabConfig, n_clean: int = 5, n_poisoned: int = 5,
 
 def _study_inputs(cfg: LabConfig, n_clean: int, n_poisoned: int) -> dict[str, Any]:
     from ...attack.scenario import control_inputs
-    from .model_audit import NC_VERSION
+    from .model_audit import NC_VERSION, RULE_VERSION, nc_settings
 
     variants = [asdict(v) for v in study_variants(cfg, n_clean, n_poisoned)]
     return control_inputs(cfg, build_scenario_data(cfg), variants=variants, epochs=zoo_epochs(cfg),
-                          version=f"{NC_VERSION}{EVAL_VERSION}")
+                          version=f"{NC_VERSION}{EVAL_VERSION}{RULE_VERSION}", nc=list(nc_settings(cfg)),
+                          privileged=int(cfg.extra.get("audit_identities", 12)))
+
+
+FULL, REDUCED = (6, 5), (3, 2)  # (clean incl. the baseline, poisoned): 10 tested backbones, or 4
 
 
 def study_or_reduced(cfg: LabConfig, progress: bool = True) -> tuple[dict[str, Any], bool]:
     """The full study when it is cached (`ml07lab run` builds it), else a reduced one
-    (2 clean + 2 poisoned backbones, about a minute in ci). Returns (study, reduced)."""
+    (3 clean + 2 poisoned backbones, about a minute in ci). Returns (study, reduced)."""
     from ...artifacts import artifact_dir
 
-    if (artifact_dir("audit-study", cfg, inputs_key(_study_inputs(cfg, 5, 5))) / "meta.json").is_file():
-        return run_detection_study(cfg, 5, 5, progress), False
-    return run_detection_study(cfg, 2, 2, progress), True
+    if (artifact_dir("audit-study", cfg, inputs_key(_study_inputs(cfg, *FULL))) / "meta.json").is_file():
+        return run_detection_study(cfg, *FULL, progress=progress), False
+    return run_detection_study(cfg, *REDUCED, progress=progress), True

@@ -41,21 +41,26 @@ def to_png_b64(fig: Figure) -> str:
 
 
 def plot_anomaly(rev: ReversedTriggers, names: Sequence[str] | None = None, target: int | None = None,
-                 known_weak: Sequence[int] = (), title: str = "Neural Cleanse: anomaly index per audited person") -> Figure:
-    """One bar per audited identity; the dashed line is the flag threshold (2)."""
+                 known_weak: Sequence[int] = (), title: str = "Neural Cleanse: anomaly index per audited person",
+                 relative: dict[int, float] | None = None, level: float | None = None) -> Figure:
+    """One bar per audited identity and a dashed flag line: the raw index (flag at 2), or,
+    given `relative` (model_audit.relative_scores), the index relative to the approved
+    model's audit, flagged at `level` (the family-wise level)."""
     fig, ax = _fig(7, 3.2)
     ax = ax[0, 0]
-    x = np.arange(len(rev.identities))
-    for i, ident in enumerate(rev.identities):
-        flagged = rev.index[i] >= FLAG_AT
+    ids = list(relative) if relative else list(rev.identities)
+    vals = [relative[i] for i in ids] if relative else list(rev.index)
+    line = (level if level is not None else FLAG_AT) if relative else FLAG_AT
+    for i, (ident, val) in enumerate(zip(ids, vals)):
+        flagged = val >= line
         colour = PALETTE["vermillion"] if flagged and ident not in known_weak else (
             PALETTE["orange"] if flagged else PALETTE["blue"])
-        ax.bar(i, rev.index[i], color=colour, edgecolor="black", hatch="//" if ident == target else "")
-    ax.axhline(FLAG_AT, color="black", ls="--", label=f"flag at {FLAG_AT:g}")
+        ax.bar(i, val, color=colour, edgecolor="black", hatch="//" if ident == target else "")
+    ax.axhline(line, color="black", ls="--", label=f"flag at {line:g}")
     labels = [(names[i] if names else str(i)) + (" (target)" if i == target else "") +
-              (" (known weak)" if i in known_weak else "") for i in rev.identities]
-    ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=7)
-    ax.set(ylabel="anomaly index (MAD)", title=title)
+              (" (known weak)" if i in known_weak else "") for i in ids]
+    ax.set_xticks(np.arange(len(ids)), labels, rotation=60, ha="right", fontsize=7)
+    ax.set(ylabel="relative to the approved model" if relative else "anomaly index (MAD)", title=title)
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig
@@ -104,20 +109,28 @@ def plot_strip(strip: dict[str, Any]) -> Figure:
 
 
 def plot_detection(study: dict[str, Any]) -> Figure:
-    """Max anomaly index of every audited backbone, clean vs poisoned."""
-    fig, ax = _fig(6, 3.2)
-    ax = ax[0, 0]
-    for k, (poisoned, label) in enumerate(((False, "clean backbones"), (True, "poisoned backbones"))):
-        rows = [r for r in study["rows"] if r["poisoned"] == poisoned]
-        ys = [r["max_index"] for r in rows]
-        ax.scatter(np.full(len(ys), k) + np.linspace(-0.15, 0.15, len(ys)), ys, color=CYCLE[3 * k],
-                   marker=MARKERS[k], s=50, edgecolor="black", label=label)
-    ax.axhline(FLAG_AT, color="black", ls="--", label=f"flag at {FLAG_AT:g}")
-    ax.set_xticks([0, 1], ["clean", "poisoned"])
-    ax.set_ylim(0, max(r["max_index"] for r in study["rows"]) * 1.15)
-    ax.set(ylabel="max anomaly index", xlim=(-0.6, 1.6),
-           title=f"Detection over {len(study['rows'])} backbones: AUC {study['detection_auc']:.2f}")
-    ax.legend(fontsize=7, loc="upper left")
+    """Every audited backbone, clean vs poisoned, under both rules: Neural Cleanse alone
+    (largest raw index, flag at 2) and against the approved model's audit (largest
+    relative index, flag at the family-wise level)."""
+    fig, axes = _fig(10, 3.4, ncols=2)
+    panels = ((axes[0, 0], "max_index", study.get("flag_at_raw", FLAG_AT),
+               f"Neural Cleanse alone: AUC {study.get('detection_auc_raw', float('nan')):.2f}"),
+              (axes[0, 1], "max_relative_index", study.get("flag_at", FLAG_AT),
+               f"Against the approved model: AUC {study['detection_auc']:.2f}"))
+    for ax, key, line, title in panels:
+        rows = [r for r in study["rows"] if r.get(key) is not None]
+        for k, (poisoned, label) in enumerate(((False, "clean backbones"), (True, "poisoned backbones"))):
+            ys = [r[key] for r in rows if r["poisoned"] == poisoned]
+            ax.scatter(np.full(len(ys), k) + np.linspace(-0.15, 0.15, len(ys)), ys, color=CYCLE[3 * k],
+                       marker=MARKERS[k], s=50, edgecolor="black", label=label)
+        ax.axhline(line, color="black", ls="--", label=f"flag at {line:g}")
+        ax.set_xticks([0, 1], ["clean", "poisoned"])
+        top = max([r[key] for r in rows] + [line])
+        ax.set_ylim(min(0, min(r[key] for r in rows)) - 0.5, top * 1.15)
+        ax.set(ylabel="largest index in the backbone", xlim=(-0.6, 1.6), title=title)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"Detection over {len([r for r in study['rows'] if not r.get('is_baseline')])} backbones "
+                 "(+ the approved one as baseline)", fontsize=10)
     fig.tight_layout()
     return fig
 
