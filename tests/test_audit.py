@@ -213,3 +213,36 @@ def test_audit_gates_the_poisoned_hub_model(hub, tmp_path):
     assert _audit([str(hub / "faces-mini-pro"), "--out", str(tmp_path / "b"), *args]) == 1
     html = (tmp_path / "b" / "audit.html").read_text()
     assert "FAIL" in html and "data:image/png;base64," in html and "http" not in html.split("<body>")[1]
+
+
+def test_profile_sweeps_and_privacy_grid():
+    from ml07lab.attack import sweeps
+    from ml07lab.config import get_config
+    from ml07lab.controls.privacy import dp
+
+    ci, lap = get_config("ci"), get_config("laptop")
+    assert sweeps.default_values(ci, "poison_rate")[0] == 0.0 == sweeps.default_values(lap, "poison_rate")[0]
+    assert len(sweeps.default_values(lap, "trigger_size")) < len(sweeps.default_values(ci, "trigger_size"))
+    assert sweeps.sweep_epochs(ci) == 3 and sweeps.sweep_epochs(lap) == lap.sweep_epochs
+    with pytest.raises(ValueError, match="No default sweep"):
+        sweeps.default_values(ci, "inject_strength")
+    assert dp.epsilons_for(ci) == dp.EPSILONS and None in dp.epsilons_for(lap) and 1.0 in dp.epsilons_for(lap)
+
+
+def test_refresh_head_keeps_known_people_and_imprints_new_ones():
+    from ml07lab.backbones import carried_head
+    from ml07lab.data.base import FaceSet
+    from ml07lab.models import CosFaceHead, EmbeddingNet
+
+    torch.manual_seed(0)
+    model = EmbeddingNet(16, 8, 16).eval()
+    head = CosFaceHead(16, 3)
+    imgs = torch.randint(0, 255, (8, 1, 16, 16), dtype=torch.uint8)
+    # people "b" and "new": b keeps its old row (index 1 before, 0 now); "new" is imprinted
+    faces = FaceSet(imgs, torch.tensor([0, 0, 0, 0, 1, 1, 1, 1]), ("b", "new"), "t")
+    out = carried_head(head, ("a", "b", "c"), faces, model)
+    assert out.weight.shape == (2, 16) and torch.equal(out.weight[0], head.weight[1])
+    from ml07lab.training import embed
+
+    mean = embed(model, imgs[4:]).mean(0)
+    assert torch.nn.functional.cosine_similarity(out.weight[1], mean, dim=0) > 0.999

@@ -121,3 +121,16 @@ def test_import_has_no_side_effects(tmp_path: Path) -> None:
     assert not data.exists(), "import created the data directory"
     assert list(home.iterdir()) == [], "import wrote into HOME"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home"], "import wrote into the cwd"
+
+
+def test_speed_knobs_are_checked(clean_env: pytest.MonkeyPatch) -> None:
+    """The laptop profile's speed knobs (issue 12) are validated like every other knob."""
+    from ml07lab.validation import ConfigError
+
+    lap = get_config("laptop")
+    assert lap.channels_last and lap.refresh_epochs > 0 and lap.zoo_epochs > 0 and lap.sweep_epochs > 0
+    ci = get_config("ci")
+    assert not ci.channels_last and (ci.refresh_epochs, ci.zoo_epochs, ci.sweep_epochs) == (0, 0, 0)
+    for bad in ({"refresh_epochs": -1}, {"zoo_epochs": 1.5}, {"channels_last": "yes"}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            get_config("ci", **bad)

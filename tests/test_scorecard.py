@@ -74,6 +74,32 @@ def test_defence_in_depth_combination():
     assert sc.combined_view(r, [])["model"]["asr"] == 1.0
 
 
+def test_defence_in_depth_measured_end_to_end_wins_over_the_estimate():
+    r = planted()
+    stage = [{"layer": m, "did": "x", "seconds": 1.0} for m in sc.COMBINATIONS["trusted data + isolation + audit"]]
+    r["defence_in_depth"] = {"members": list(sc.COMBINATIONS["trusted data + isolation + audit"]), "paths": {
+        "model": {"asr": 0.30, "tar_at_far_1pct": 0.87, "seconds": 3.0, "stages": stage},
+        "dataset": {"asr": 0.02, "tar_at_far_1pct": 0.91, "seconds": 3.0, "stages": stage}}}
+    combo = {x["path"]: x for x in sc.combined_rows(r, ["trusted_datasets", "model_isolation", "security_audit"])}
+    assert combo["model"]["measured"] and combo["model"]["asr_after"] == 0.30  # not the best layer's 0.05
+    assert combo["dataset"]["tar_after"] == 0.91 and combo["dataset"]["seconds"] == 3.0
+    assert "Measured end to end" in combo["model"]["does_not_stop"]
+    # another set of members has no measurement: the estimate, marked as such
+    est = sc.combined_rows(r, ["trusted_datasets", "security_audit"])
+    assert not any(x["measured"] for x in est) and "not re-measured" in est[0]["does_not_stop"]
+
+
+def test_attacker_rows_report_both_attackers():
+    r = planted()
+    rec = {"target_flagged": True, "target_index": 8.0, "max_index": 8.0, "strip_auc": 0.99, "strip_far_at_frr_5pct": 0.02,
+           "asr_before": 1.0, "asr": 0.02, "strip_asr_after": 0.02, "stealth": 0.0, "variant": "poisoned-path-a"}
+    r["controls"]["security_audit"]["attackers"] = {"plain": rec, "stealthy": {**rec, "target_flagged": False,
+                                                                               "stealth": 1.0}}
+    rows = {x["attacker"]: x for x in sc.attacker_rows(r)}
+    assert rows["plain"]["neural_cleanse"] == "flagged" and rows["stealthy"]["neural_cleanse"] == "missed"
+    assert sc.attacker_rows(planted()) == []
+
+
 def test_owasp_factors_map_to_measurements():
     f = {x["factor"]: x for x in sc.owasp_factors(planted())}
     assert f["Exploitability"]["owasp"] == "5 (Easy)" and f["Detectability"]["owasp"] == "1 (Difficult)"

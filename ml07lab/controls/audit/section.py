@@ -14,8 +14,8 @@ from ...artifacts import load_or_build
 from ...config import LabConfig
 from ...keys import artefact_inputs
 from ...verify import EVAL_VERSION, deploy
-from .model_audit import (NC_VERSION, RULE_VERSION, nc_settings, AuditResult, audit_backbone, audited_identities, baseline_of, inspect_backbone,
-                          model_digest, new_flags)
+from .model_audit import (NC_VERSION, RULE_VERSION, AuditResult, audit_backbone, audited_identities, baseline_of,
+                          inspect_backbone, model_digest, nc_settings, new_flags, relative_scores)
 
 
 def does_not_stop(paths: dict[str, Any], blind: dict[str, Any]) -> str:
@@ -23,8 +23,10 @@ def does_not_stop(paths: dict[str, Any], blind: dict[str, Any]) -> str:
     for path, rec in paths.items():
         if not rec["flagged"]:
             kind = "learnt from poisoned training data (path B)" if path == "dataset" else "in a downloaded model (path A)"
-            return (f"A backdoor {kind}: Neural Cleanse did not flag it (target's index {rec['target_index']:.1f} < 2), "
-                    f"so ASR stays {rec['asr']:.0%}.")
+            rel = rec.get("target_relative_index")
+            score = (f"target's index against the approved model {rel:.1f} < {rec['flag_at']:g}" if rel is not None
+                     else f"target's index {rec['target_index']:.1f} < 2")
+            return f"A backdoor {kind}: the audit did not flag it ({score}), so ASR stays {rec['asr']:.0%}."
     if not blind["new_flags"]:
         return (f"A backdoor aimed at someone it does not audit: with the target left out, nothing new is flagged "
                 f"(max index {blind['max_index']:.1f}).")
@@ -36,10 +38,13 @@ def _path_record(r: AuditResult) -> dict[str, Any]:
     rem = r.remediation
     after = rem["unlearned"] if rem else {"asr": r.lab["asr"], "tar_at_far_1pct": r.measured["tar_at_far_1pct"]}
     ins = r.inspection
+    inspection = next(c for c in r.checks if c.name == "model inspection (Neural Cleanse)")
     return {"asr_before": r.lab["asr"], "asr": after["asr"], "tar_before": r.measured["tar_at_far_1pct"],
             "tar_at_far_1pct": after["tar_at_far_1pct"], "flagged": not r.passed,
-            "new_flags": r.checks[[c.name for c in r.checks].index("model inspection (Neural Cleanse)")].details["new_flags"],
+            "new_flags": inspection.details["new_flags"],
             "target_flagged": r.lab["target_flagged"], "max_index": ins.max_index,
+            "target_relative_index": inspection.details["relative_index"].get(str(r.lab["target"])),
+            "flag_at": inspection.details["flag_at"],
             "target_index": float(ins.index[ins.of(r.lab["target"])]), "inspection": ins.summary(),
             "strip_far_at_frr_5pct": r.strip["far_at_frr_5pct"], "strip_frr": r.strip["frr_measured"],
             "strip_auc": r.strip.get("auc"),
@@ -56,7 +61,7 @@ def security_audit_section(cfg: LabConfig, progress: bool = False) -> dict[str, 
                                     scenario_trigger)
     from ...backbones import clean_backbone
     from ...data.scenario import build_scenario_data
-    from .study import attacker_audits, attacker_variants, run_detection_study
+    from .study import attacker_audits, attacker_variants, blend_variant, run_detection_study, variant_backbone
 
     data = build_scenario_data(cfg)
     clean, _ = clean_backbone(cfg, data)
@@ -79,6 +84,19 @@ def security_audit_section(cfg: LabConfig, progress: bool = False) -> dict[str, 
         attackers = {kind: {**_path_record(r), "stealth": float(v.stealth), "variant": v.name}
                      for (kind, r), v in zip(attacker_audits(cfg, data, baseline, progress).items(),
                                              attacker_variants(cfg).values())}
+        # The second blind spot, measured: a faint full-image trigger, which a small-mask search cannot represent.
+        bv = blend_variant(cfg)
+        bmodel, _ = variant_backbone(cfg, bv, data, progress)
+        bver = deploy(bmodel, data, cfg.far)
+        brev = inspect_backbone(bver, data, cfg, progress=progress)
+        from ...attack.triggers import make_trigger
+        from ...attack.scenario import attack_metrics
+
+        btrig = make_trigger("blend", cfg.image_size, cfg.trigger_size, cfg.trigger_opacity)
+        brel = relative_scores(brev, baseline)
+        blend = {"asr": attack_metrics(bver, data, btrig, cfg.seed)["asr"], "new_flags": new_flags(brev, baseline),
+                 "target_relative_index": brel.get(data.target), "max_relative_index": max(brel.values()),
+                 "target_index": float(brev.index[brev.of(data.target)])}
         a = paths["model"]
         out = {
             "asr_before": a["asr_before"], "asr": a["asr"], "tar_before": a["tar_before"],
@@ -95,6 +113,7 @@ def security_audit_section(cfg: LabConfig, progress: bool = False) -> dict[str, 
             "unlearning_tar_cost_pts": round(100 * (a["tar_before"] - a["tar_at_far_1pct"]), 2),
             "blind_spot": {"identities": others, "max_index": blind.max_index,
                            "new_flags": new_flags(blind, baseline), "flagged": blind.flagged},
+            "blind_spot_blend": blend,
             "does_not_stop": does_not_stop(paths, {"new_flags": new_flags(blind, baseline), "max_index": blind.max_index}),
             "build_seconds": round(time.perf_counter() - t0, 2),
         }
