@@ -35,7 +35,7 @@ LABELS = {
     "detection_auc": "detection AUC over the backbones audited (against the approved model's audit)",
     "tpr": "poisoned backbones flagged at the operating point (TPR)",
     "fpr": "clean backbones flagged at the operating point (FPR)",
-    "flag_at": "operating point: relative index at the family-wise 5 % level",
+    "flag_at": "operating point: relative index at the family-wise 10 % level (the false-alarm budget)",
     "detection_auc_raw": "detection AUC, Neural Cleanse alone (raw index)",
     "tpr_raw": "poisoned backbones flagged, Neural Cleanse alone at index 2 (TPR)",
     "fpr_raw": "clean backbones flagged, Neural Cleanse alone at index 2 (FPR)",

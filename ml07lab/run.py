@@ -62,7 +62,14 @@ def collect(cfg: Any, progress: bool = True, sections: tuple[str, ...] | None = 
         result["seconds"]["defence_in_depth"] = round(time.perf_counter() - t1, 2)
     steps.close()
     problems = validate(result)
+    if sections is None:  # the whole lab: its headline claims must hold on the measured numbers
+        from .scorecard import lesson_checks
+
+        lessons = lesson_checks(result)
+        problems += [f"lesson: {c['check']} ({c['measured']})" for c in lessons if not c["ok"]]
     result["scorecard"] = {"problems": problems, "complete": not problems}
+    if sections is None:
+        result["scorecard"]["lessons"] = lessons
     if not any(p.startswith("paths.") for p in problems):  # a partial table still helps find what is wrong
         result["scorecard"].update(rows=scorecard_rows(result, usable_controls(result)), owasp=owasp_factors(result))
     result["seconds"]["run_total"] = round(time.perf_counter() - t0, 2)

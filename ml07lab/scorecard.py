@@ -145,6 +145,44 @@ def combined_rows(result: dict[str, Any], members: Sequence[str], title: str | N
     return out
 
 
+def lesson_checks(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lab's headline claims, checked on the measured JSON (what `ml07lab run` gates on,
+    and what CI runs on real faces): clean quality on real faces, the attack working, the
+    audit's ranking and its decision rule, both attackers reported, the defence in depth
+    measured. Each check: {"check", "ok", "measured"}."""
+    out: list[dict[str, Any]] = []
+
+    def check(name: str, ok: bool, measured: str) -> None:
+        out.append({"check": name, "ok": bool(ok), "measured": measured})
+
+    clean = result.get("clean", {})
+    if result.get("dataset") != "synthetic" and "synthetic" not in str(result.get("dataset", "")):
+        check("clean backbone: EER <= 5 % on real faces", clean.get("eer", 1.0) <= 0.05, f"EER {clean.get('eer', float('nan')):.2%}")
+        check("clean backbone: TAR@FAR1% >= 0.88 on real faces", clean.get("tar_at_far_1pct", 0.0) >= 0.88,
+              f"TAR@FAR1% {clean.get('tar_at_far_1pct', float('nan')):.3f}")
+    for p in PATHS:
+        a = result.get("paths", {}).get(p, {})
+        check(f"attack works on {PATH_TITLES[p]}: ASR >= 0.9", a.get("asr", 0.0) >= 0.9, f"ASR {a.get('asr', float('nan')):.1%}")
+    audit = result.get("controls", {}).get("security_audit", {})
+    if "detection_auc" in audit:
+        check("audit ranks backdoored backbones first: AUC >= 0.95", audit["detection_auc"] >= 0.95,
+              f"AUC {audit['detection_auc']:.2f} over {audit.get('n_clean', 0) + audit.get('n_poisoned', 0)} backbones")
+        check("audit's decision rule: TPR >= 0.9 at FPR <= 0.1", audit["tpr"] >= 0.9 and audit["fpr"] <= 0.1,
+              f"TPR {audit['tpr']:.0%}, FPR {audit['fpr']:.0%} at {audit.get('flag_at')}")
+        kinds = sorted((audit.get("attackers") or {}).keys())
+        check("audit reports the plain and the stealthy attacker", kinds == ["plain", "stealthy"], ", ".join(kinds) or "none")
+        stealthy = (audit.get("attackers") or {}).get("stealthy", {})
+        check("a second check catches the stealthy attacker: the audit against the approved model flags its "
+              "target, or STRIP AUC >= 0.9", bool(stealthy.get("target_flagged")) or (stealthy.get("strip_auc") or 0.0) >= 0.9,
+              f"target flagged: {stealthy.get('target_flagged')}, index against the approved model "
+              f"{stealthy.get('target_relative_index')}, Neural Cleanse alone {stealthy.get('target_index')}, "
+              f"STRIP AUC {stealthy.get('strip_auc') or float('nan'):.2f}")
+    depth = result.get("defence_in_depth") or {}
+    check("defence in depth measured end to end on both paths", all(p in depth.get("paths", {}) for p in PATHS),
+          depth.get("why", "measured") if "paths" not in depth else "measured")
+    return out
+
+
 def attacker_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The security audit against the two attackers side by side (plain and stealthy, same
     target and trigger): Neural Cleanse's verdict and the target's anomaly index, the STRIP

@@ -39,7 +39,7 @@ from .neural_cleanse import FLAG_AT, ReversedTriggers, flag_level, relative_inde
 
 
 NC_VERSION = "nc2"  # part of every cached audit's key: bump when the search changes
-RULE_VERSION = "rel1"  # part of the keys of cached verdicts (study, section): bump when the decision rule changes
+RULE_VERSION = "rel2"  # part of the keys of cached verdicts (study, section): bump when the decision rule changes
 
 
 def model_digest(model: torch.nn.Module) -> str:
@@ -89,7 +89,7 @@ def nc_settings(cfg: LabConfig) -> tuple[int, int]:
     """(steps, faces per identity and step) of the trigger search; part of the key of every
     cached verdict built on it. 300 steps: at 150 some real-face identities were never reached,
     and on ci 200 steps left clean re-tunes up to 3.7 against the approved model (300: 2.5, the
-    flag being 3.8). Faces per step: 4 on real faces (a third of 12's cost); 6 found the same
+    old family-wise 5 % flag being 3.8). Faces per step: 4 on real faces (a third of 12's cost); 6 found the same
     targets as 12 on the laptop zoo (measured 2026-12-02)."""
     return (int(cfg.extra.get("audit_steps", 300)),
             int(cfg.extra.get("audit_batch", 12 if cfg.profile == "ci" else 4)))
@@ -138,7 +138,7 @@ def new_flags(rev: ReversedTriggers, baseline: dict[str, Any] | None = None) -> 
     Without a baseline: Neural Cleanse's own rule, index >= 2 per identity. With the
     approved model's audit as baseline: an identity whose trigger shrank, relative to its
     baseline size, by more than the others' did, at the family-wise level for this many
-    audited identities (`flag_level`: a clean model fails with ~5 % chance). Lambs, who are
+    audited identities (`flag_level`: a clean model fails with ~10 % chance, the budget). Lambs, who are
     easy to reach in every model, no longer fail every audit (notebook 08, section 6)."""
     rel = relative_scores(rev, baseline)
     if not rel:

@@ -27,6 +27,9 @@ from ...models import EmbeddingNet
 
 MAD_CONSISTENCY = 1.4826  # makes the MAD a consistent estimator of sigma for normal data
 FLAG_AT = 2.0  # Neural Cleanse: an anomaly index >= 2 is a > 95 % outlier
+# The audit's false-alarm budget: the share of clean models it may fail (issue 12: FPR <= 0.1).
+# The flag level follows from it; it is not tuned on the zoo (whose clean models stay far below).
+FAMILY_ALPHA = 0.10
 REL_NOISE = 0.03  # the smallest spread of log size ratios taken as real (3 %): below it, search noise
 
 
@@ -54,14 +57,15 @@ def norm_index(mask_l1: Sequence[float] | np.ndarray, log_scale: bool = True) ->
 
 
 @lru_cache(maxsize=None)
-def flag_level(k: int, alpha: float = 0.05, draws: int = 40_000) -> float:
+def flag_level(k: int, alpha: float = FAMILY_ALPHA, draws: int = 40_000) -> float:
     """The index a model-level flag needs when k identities are audited at once.
 
     Neural Cleanse's 2 is a per-identity rule. An auditor who looks at k identities and
     flags the model when *any* index reaches 2 will, with k = 12 and no backdoor at all,
     flag about 36 % of clean models (the smallest of 12 values is usually ~1.6 MAD below
     the median). The family-wise level is the (1 - alpha) quantile of the largest index
-    of k values with no outlier (standard normal; seeded Monte Carlo): 3.8 for k = 12."""
+    of k values with no outlier (standard normal; seeded Monte Carlo): 3.1 for k = 12 at
+    the default alpha, the false-alarm budget the audit is given (FAMILY_ALPHA)."""
     if k < 3:
         raise ValueError(f"The anomaly index needs at least 3 audited identities, got {k}.")
     x = np.random.default_rng(12345).standard_normal((draws, k))
