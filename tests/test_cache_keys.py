@@ -81,7 +81,7 @@ SITES: dict[str, tuple[Callable, Callable]] = {
     "clean-backbone": (lambda cfg, d: backbones.clean_backbone(cfg, d), _clean_inputs),
     "poisoned-model": (lambda cfg, d: S.poisoned_backbone_model_path(cfg, d, progress=False), S.poisoned_model_inputs),
     "poisoned-dataset": (lambda cfg, d: S.poisoned_backbone_dataset_path(cfg, d, progress=False),
-                         lambda cfg, d: S.attack_inputs(cfg, d, faces=S.poisoned_dataset(cfg, d).faces)),
+                         lambda cfg, d: S.dataset_path_inputs(cfg, d, S.poisoned_dataset(cfg, d).faces)),
     "sweep-point": (lambda cfg, d: sweeps.sweep_point(cfg, d), sweeps.sweep_point_inputs),
 }
 

@@ -60,6 +60,12 @@ def poisoned_model_inputs(cfg: LabConfig, data: ScenarioData) -> dict[str, Any]:
     return attack_inputs(cfg, data)
 
 
+def dataset_path_inputs(cfg: LabConfig, data: ScenarioData, faces: FaceSet) -> dict[str, Any]:
+    """Path B's backbone: the attack's inputs, the faces it trains on, and how (from scratch,
+    or a refresh of the clean backbone for refresh_epochs)."""
+    return attack_inputs(cfg, data, "refresh_epochs", faces=faces)
+
+
 def scenario_trigger(cfg: LabConfig) -> Trigger:
     """The trigger the profile's attacker uses."""
     return make_trigger(cfg.trigger, cfg.image_size, cfg.trigger_size, cfg.trigger_opacity)
@@ -117,7 +123,7 @@ def poisoned_backbone_dataset_path(cfg: LabConfig, data: ScenarioData | None = N
         meta["refresh_epochs"] = cfg.refresh_epochs
         return tensors, meta
 
-    art = load_or_build(name, cfg, build, inputs=attack_inputs(cfg, data, "refresh_epochs", faces=faces))
+    art = load_or_build(name, cfg, build, inputs=dataset_path_inputs(cfg, data, faces))
     return unpack(art.tensors, cfg)[0], art
 
 
