@@ -55,7 +55,7 @@ def _path_through(cfg: Any, data: Any, path: str, option: str, baseline: dict[st
     t2 = time.perf_counter()  # layer 3: the audit, against the approved model's baseline
     r = audit_backbone(model, data, cfg, name=f"depth-{path}", baseline=baseline, trigger=trig,
                        remediate_flagged=False, progress=progress)
-    fresh = next(c for c in r.checks if c.name == "model inspection (Neural Cleanse)").details["new_flags"]
+    fresh = r.inspection_check.details["new_flags"]
     if fresh:
         model, _ = remediate(model, data, cfg, fresh, trig, progress)
     stages.append({"layer": "security_audit", "did": ("failed on " + str(fresh) + ", unlearned") if fresh else "passed",

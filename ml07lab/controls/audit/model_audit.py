@@ -40,6 +40,7 @@ from .neural_cleanse import FLAG_AT, ReversedTriggers, flag_level, relative_inde
 
 NC_VERSION = "nc2"  # part of every cached audit's key: bump when the search changes
 RULE_VERSION = "rel2"  # part of the keys of cached verdicts (study, section): bump when the decision rule changes
+INSPECTION = "model inspection (Neural Cleanse)"  # the check's name in every audit report
 
 
 def model_digest(model: torch.nn.Module) -> str:
@@ -156,7 +157,7 @@ def inspection_check(rev: ReversedTriggers, baseline: dict[str, Any] | None = No
     d = {**rev.summary(), "new_flags": fresh, "known_weak": known, "flag_at": level, "baseline": bool(rel),
          "relative_index": {str(i): round(v, 3) for i, v in rel.items()},
          "max_relative_index": round(max(rel.values()), 3) if rel else None}
-    name = "model inspection (Neural Cleanse)"
+    name = INSPECTION
     what = "relative to the approved model" if rel else "anomaly index"
     if fresh:
         i = rev.of(fresh[0])
@@ -285,6 +286,11 @@ class AuditResult:
     @property
     def passed(self) -> bool:
         return not self.failed
+
+    @property
+    def inspection_check(self) -> Check:
+        """The Neural Cleanse line (its details hold new_flags, relative_index, flag_at)."""
+        return next(c for c in self.checks if c.name == INSPECTION)
 
     def to_dict(self) -> dict[str, Any]:
         strip = {k: v for k, v in (self.strip or {}).items() if k != "persistence"}

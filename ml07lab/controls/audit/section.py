@@ -38,7 +38,7 @@ def _path_record(r: AuditResult) -> dict[str, Any]:
     rem = r.remediation
     after = rem["unlearned"] if rem else {"asr": r.lab["asr"], "tar_at_far_1pct": r.measured["tar_at_far_1pct"]}
     ins = r.inspection
-    inspection = next(c for c in r.checks if c.name == "model inspection (Neural Cleanse)")
+    inspection = r.inspection_check
     return {"asr_before": r.lab["asr"], "asr": after["asr"], "tar_before": r.measured["tar_at_far_1pct"],
             "tar_at_far_1pct": after["tar_at_far_1pct"], "flagged": not r.passed,
             "new_flags": inspection.details["new_flags"],
