@@ -64,8 +64,33 @@ def test_docs_tables_rewritten_between_markers(bench: dict) -> None:
         rewrite("no markers here", block)
 
 
+def test_a_profile_with_its_own_block_never_drops_another_profiles_table(bench: dict, tmp_path: Path) -> None:
+    from ml07lab.bench.docs import markers, update_files
+
+    def lab(profile: str, secs: float) -> dict:
+        return {**bench, "lab": {"profile": profile, "dataset": "x", "cold_total_s": secs, "warm_total_s": 1.0,
+                                 "notebooks": {"00_threat_model": {"cold_s": secs, "warm_s": 1.0, "status": "ok"}}}}
+
+    (ls, le) = markers("laptop")
+    doc = tmp_path / "README.md"
+    doc.write_text(f"{START}\nci table\n{END}\nmid\n{ls}\nold laptop\n{le}\n")
+    f = tmp_path / "bench-lab-laptop.json"
+    f.write_text(json.dumps(lab("laptop", 42.0)))
+    assert update_files([f], [doc]) == [doc]
+    text = doc.read_text()
+    assert "ci table" in text and "old laptop" not in text and "`laptop` cold" in text and "42 s" in text
+    g = tmp_path / "bench-lab-ci.json"
+    g.write_text(json.dumps(lab("ci", 7.0)))
+    update_files([g, f], [doc])
+    text = doc.read_text()
+    assert "ci table" not in text and "`ci` cold" in text.split(ls)[0] and "`laptop` cold" in text.split(ls)[1]
+
+
 def test_readme_and_guide_carry_the_markers() -> None:
+    from ml07lab.bench.docs import markers
+
     root = Path(__file__).resolve().parent.parent
     for doc in ("README.md", "docs/instructor.md"):
         text = (root / doc).read_text()
         assert START in text and END in text, doc
+        assert all(m in text for m in markers("laptop")), f"{doc}: the laptop table's own block"

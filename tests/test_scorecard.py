@@ -89,6 +89,14 @@ def test_defence_in_depth_measured_end_to_end_wins_over_the_estimate():
     assert not any(x["measured"] for x in est) and "not re-measured" in est[0]["does_not_stop"]
 
 
+def test_combining_a_failed_section_says_which_and_why():
+    r = planted()
+    r["controls"]["model_isolation"] = {"status": "error", "why": "RuntimeError: out of memory"}
+    with pytest.raises(sc.ScorecardError, match="Cannot combine model_isolation: .*out of memory"):
+        sc.combined_view(r, ["trusted_datasets", "model_isolation"])
+    assert sc.combined_view(r, ["trusted_datasets"])["dataset"]["asr"] == pytest.approx(0.0)  # the others still combine
+
+
 def test_attacker_rows_report_both_attackers():
     r = planted()
     rec = {"target_flagged": True, "target_index": 8.0, "max_index": 8.0, "strip_auc": 0.99, "strip_far_at_frr_5pct": 0.02,

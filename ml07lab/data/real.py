@@ -12,7 +12,6 @@ same AT&T photos): after cropping, eyes sit ~27% and the mouth ~75% down the squ
 """
 from __future__ import annotations
 
-import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,8 +42,12 @@ def natural_key(s: str) -> list:
 
 
 def _workers() -> int:
-    # JPEG decoding releases the GIL, so threads scale with cores.
-    return max(1, min(8, os.cpu_count() or 1))
+    """JPEG decoding releases the GIL, so threads scale with cores: the cores this process
+    may use (affinity, cgroup quota), not the host's, or thirty kernels on one node each
+    start a pool sized for all of it."""
+    from ..runtime import usable_cpus
+
+    return max(1, min(8, usable_cpus()))
 
 
 def crop_pixels(w0: int, h0: int, box: tuple[float, float, float, float] | None) -> tuple[float, ...]:

@@ -59,6 +59,12 @@ def privileged_identities(n_people: int, target: int, seed: int, k: int = 12) ->
     return [target, *[int(i) for i in rng.permutation(n_people) if int(i) != target][: k - 1]]
 
 
+def n_audited(cfg: LabConfig) -> int:
+    """How many privileged users the audit checks (12; `cfg.extra["audit_identities"]`): one
+    number for the audit, the study's targets and every cache key built on them."""
+    return int(cfg.extra.get("audit_identities", 12))
+
+
 def audited_identities(data: ScenarioData, cfg: LabConfig, k: int | None = None) -> list[int]:
     """The privileged users the audit checks: the scenario's target plus k-1 others.
 
@@ -66,7 +72,7 @@ def audited_identities(data: ScenarioData, cfg: LabConfig, k: int | None = None)
     organisation this is the list of people whose access matters most. The list is the
     organisation's, so it does not move with a model's (unknown) target; the detection
     study's attackers pick their targets from it (`study.study_variants`)."""
-    k = k or int(cfg.extra.get("audit_identities", 12))
+    k = k or n_audited(cfg)
     return privileged_identities(data.company.num_identities, cfg.target, cfg.seed, k)
 
 

@@ -15,7 +15,7 @@ from ...config import LabConfig
 from ...keys import artefact_inputs
 from ...verify import EVAL_VERSION, deploy
 from .model_audit import (NC_VERSION, RULE_VERSION, AuditResult, audit_backbone, audited_identities, baseline_of,
-                          inspect_backbone, model_digest, nc_settings, new_flags, relative_scores)
+                          inspect_backbone, model_digest, n_audited, nc_settings, new_flags, relative_scores)
 
 
 def does_not_stop(paths: dict[str, Any], blind: dict[str, Any]) -> str:
@@ -61,7 +61,8 @@ def security_audit_section(cfg: LabConfig, progress: bool = False) -> dict[str, 
                                     scenario_trigger)
     from ...backbones import clean_backbone
     from ...data.scenario import build_scenario_data
-    from .study import attacker_audits, attacker_variants, blend_variant, run_detection_study, variant_backbone
+    from .study import (attacker_audits, attacker_variants, blend_variant, run_detection_study, variant_backbone,
+                        variant_trigger)
 
     data = build_scenario_data(cfg)
     clean, _ = clean_backbone(cfg, data)
@@ -77,22 +78,20 @@ def security_audit_section(cfg: LabConfig, progress: bool = False) -> dict[str, 
             r = audit_backbone(model, data, cfg, name=path, baseline=baseline, trigger=trig, progress=progress)
             paths[path] = _path_record(r)
         # The blind spot, measured: audit path A's model without the target among the audited.
-        others = [i for i in audited_identities(data, cfg, int(cfg.extra.get("audit_identities", 12)) + 1)
-                  if i != data.target]
+        others = [i for i in audited_identities(data, cfg, n_audited(cfg) + 1) if i != data.target]
         blind = inspect_backbone(deploy(models["model"], data, cfg.far), data, cfg, identities=others, progress=progress)
         study = run_detection_study(cfg, progress=progress)
-        attackers = {kind: {**_path_record(r), "stealth": float(v.stealth), "variant": v.name}
-                     for (kind, r), v in zip(attacker_audits(cfg, data, baseline, progress).items(),
-                                             attacker_variants(cfg).values())}
+        variants = attacker_variants(cfg)
+        attackers = {kind: {**_path_record(r), "stealth": float(variants[kind].stealth), "variant": variants[kind].name}
+                     for kind, r in attacker_audits(cfg, data, baseline, progress).items()}
         # The second blind spot, measured: a faint full-image trigger, which a small-mask search cannot represent.
         bv = blend_variant(cfg)
         bmodel, _ = variant_backbone(cfg, bv, data, progress)
         bver = deploy(bmodel, data, cfg.far)
         brev = inspect_backbone(bver, data, cfg, progress=progress)
-        from ...attack.triggers import make_trigger
         from ...attack.scenario import attack_metrics
 
-        btrig = make_trigger("blend", cfg.image_size, cfg.trigger_size, cfg.trigger_opacity)
+        btrig = variant_trigger(cfg, bv)
         brel = relative_scores(brev, baseline)
         blend = {"asr": attack_metrics(bver, data, btrig, cfg.seed)["asr"], "new_flags": new_flags(brev, baseline),
                  "target_relative_index": brel.get(data.target), "max_relative_index": max(brel.values()),
@@ -121,7 +120,7 @@ def security_audit_section(cfg: LabConfig, progress: bool = False) -> dict[str, 
 
     digests = "|".join(model_digest(m)[:16] for m in (clean, *models.values()))
     inputs = artefact_inputs(cfg, data=data, trigger=scenario_trigger(cfg), site=f"{digests}|{NC_VERSION}|{EVAL_VERSION}|{RULE_VERSION}|two-attackers",
-                             nc=list(nc_settings(cfg)), privileged=int(cfg.extra.get("audit_identities", 12)))
+                             nc=list(nc_settings(cfg)), privileged=n_audited(cfg))
     return dict(load_or_build("security-audit", cfg, build, inputs=inputs).metrics)
 
 

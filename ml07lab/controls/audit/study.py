@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ...artifacts import load_or_build
 from ...attack.latent import inject_latent_backdoor
 from ...attack.scenario import attack_inputs, attack_metrics
-from ...attack.triggers import make_trigger
+from ...attack.triggers import Trigger, make_trigger
 from ...backbones import clean_backbone, pack, unpack
 from ...config import LabConfig, seed_everything
 from ...data.scenario import ScenarioData, assign_roles, build_scenario_data
@@ -57,11 +57,11 @@ def study_variants(cfg: LabConfig, n_clean: int = 5, n_poisoned: int = 5) -> lis
     Cleanse is built to find. Path A's own model joins them only where the scenario's
     attacker is plain (ci); a stealthy scenario attacker (laptop) is replaced by a plain
     twin with the same target and trigger, and audited on its own (`attacker_audits`)."""
-    from .model_audit import privileged_identities
+    from .model_audit import n_audited, privileged_identities
 
     n_people = cfg.n_company_ids if cfg.dataset == "synthetic" else 32
     # An attacker aims at someone worth impersonating: a privileged user, whom the audit covers.
-    privileged = privileged_identities(n_people, cfg.target, cfg.seed, int(cfg.extra.get("audit_identities", 12)))
+    privileged = privileged_identities(n_people, cfg.target, cfg.seed, n_audited(cfg))
     rng = np.random.default_rng([cfg.seed, 61])
     others = rng.permutation(privileged[1:]).tolist()
     targets = [cfg.target] + [int(others[i % len(others)]) for i in range(max(n_clean, n_poisoned) * 2)]
@@ -76,6 +76,11 @@ def study_variants(cfg: LabConfig, n_clean: int = 5, n_poisoned: int = 5) -> lis
     out += [Variant(f"poisoned-{i}-{kinds[i % 2]}", True, cfg.seed + 10 + i, targets[-i], kinds[i % 2])
             for i in range(1, n_poisoned)]
     return out
+
+
+def variant_trigger(cfg: LabConfig, v: Variant) -> Trigger:
+    """The trigger a variant's attacker wears: its kind, at the profile's size and opacity."""
+    return make_trigger(v.trigger, cfg.image_size, cfg.trigger_size, cfg.trigger_opacity)
 
 
 def blend_variant(cfg: LabConfig) -> Variant:
@@ -116,7 +121,7 @@ def attacker_audits(cfg: LabConfig, data: ScenarioData, baseline: dict[str, Any]
     out = {}
     for kind, v in attacker_variants(cfg).items():
         model, _ = variant_backbone(cfg, v, data, progress)
-        trig = make_trigger(v.trigger, cfg.image_size, cfg.trigger_size, cfg.trigger_opacity)
+        trig = variant_trigger(cfg, v)
         out[kind] = audit_backbone(model, data, cfg, name=f"{kind} attacker", baseline=baseline, trigger=trig,
                                    progress=progress)
     return out
@@ -150,7 +155,7 @@ def variant_backbone(cfg: LabConfig, v: Variant, data: ScenarioData, progress: b
     vdata = retarget(data, cfg, v.target)
     epochs = zoo_epochs(cfg)
     vcfg = cfg.replace(target=v.target, trigger=v.trigger, seed=v.seed, attack_epochs=epochs, inject_stealth=v.stealth)
-    trig = make_trigger(v.trigger, cfg.image_size, cfg.trigger_size, cfg.trigger_opacity)
+    trig = variant_trigger(cfg, v)
 
     def build() -> tuple[dict, dict]:
         _, head = unpack(art.tensors, cfg)
@@ -199,7 +204,7 @@ def run_detection_study(cfg: LabConfig, n_clean: int = 6, n_poisoned: int = 5,
             model, _ = variant_backbone(cfg, v, data, progress=False)
             vdata = retarget(data, cfg, v.target)
             verifier = deploy(model, vdata, cfg.far)
-            trig = make_trigger(v.trigger, cfg.image_size, cfg.trigger_size, cfg.trigger_opacity)
+            trig = variant_trigger(cfg, v)
             atk = attack_metrics(verifier, vdata, trig, cfg.seed)
             t1 = time.perf_counter()
             rev = inspect_backbone(verifier, vdata, cfg, progress=False)
@@ -231,12 +236,12 @@ def run_detection_study(cfg: LabConfig, n_clean: int = 6, n_poisoned: int = 5,
 
 def _study_inputs(cfg: LabConfig, n_clean: int, n_poisoned: int) -> dict[str, Any]:
     from ...attack.scenario import control_inputs
-    from .model_audit import NC_VERSION, RULE_VERSION, nc_settings
+    from .model_audit import NC_VERSION, RULE_VERSION, n_audited, nc_settings
 
     variants = [asdict(v) for v in study_variants(cfg, n_clean, n_poisoned)]
     return control_inputs(cfg, build_scenario_data(cfg), variants=variants, epochs=zoo_epochs(cfg),
                           version=f"{NC_VERSION}{EVAL_VERSION}{RULE_VERSION}", nc=list(nc_settings(cfg)),
-                          privileged=int(cfg.extra.get("audit_identities", 12)))
+                          privileged=n_audited(cfg))
 
 
 FULL, REDUCED = (6, 5), (3, 2)  # (clean incl. the baseline, poisoned): 10 tested backbones, or 4
