@@ -130,9 +130,9 @@ def combined_rows(result: dict[str, Any], members: Sequence[str], title: str | N
     if tuple(depth.get("members", ())) == tuple(members) and all(p in depth.get("paths", {}) for p in PATHS):
         return [measured_combined_row(result, depth, p, title or " + ".join(CONTROLS[m].title for m in members),
                                       "+".join(members)) for p in PATHS]
-    broken = [m for m in members if validate_section(m, result.get("controls", {}).get(m))]
+    broken = {m: p for m in members if (p := validate_section(m, result.get("controls", {}).get(m)))}
     if broken:  # an error record cannot be combined: say which, and why, instead of a KeyError
-        why = "; ".join(validate_section(m, result.get("controls", {}).get(m))[0] for m in broken)
+        why = "; ".join(p[0] for p in broken.values())
         raise ScorecardError(f"Cannot combine {', '.join(broken)}: {why}. Re-run `ml07lab run` (or the "
                              "control's notebook) to rebuild it, or leave it out of the combination.")
     out = []

@@ -125,39 +125,6 @@ def test_neural_cleanse_finds_the_planted_backdoor():
     assert np.array_equal(rev.mask_l1, again.mask_l1), "same seed -> same audit"
 
 
-class ConvToy(nn.Module):
-    """Toy behind a conv layer: something whose layout (NCHW / NHWC) matters."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(1, 1, 3, padding=1)
-        with torch.no_grad():
-            self.conv.weight.zero_()
-            self.conv.weight[0, 0, 1, 1] = 1.0  # identity: the Toy's backdoor survives it
-            self.conv.bias.zero_()
-        self.toy = Toy()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.toy(self.conv(x))
-
-
-def test_channels_last_search_finds_the_same_backdoor_and_restores_the_layout():
-    torch.manual_seed(0)
-    model = ConvToy().eval()
-    faces = (torch.rand(60, 1, 8, 8) * 100 + 78).to(torch.uint8)
-    owners = torch.arange(60) % 6
-    other = torch.randn(5, 4, generator=torch.Generator().manual_seed(1))
-    other[:, 3] = 0
-    templates = F.normalize(torch.cat([torch.tensor([[1.0, 0, 0, 0]]), other]), dim=1)
-    kw = dict(threshold=0.6, steps=250, batch=8, seed=0, progress=False)
-    plain = reverse_engineer(model, faces, owners, templates, [0, 1, 2, 3, 4, 5], **kw)
-    nhwc = reverse_engineer(model, faces, owners, templates, [0, 1, 2, 3, 4, 5], channels_last=True, **kw)
-    assert plain.flagged[:1] == nhwc.flagged[:1] == [0], (plain.summary(), nhwc.summary())
-    assert np.allclose(plain.mask_l1[0], nhwc.mask_l1[0], rtol=0.05), (plain.mask_l1, nhwc.mask_l1)
-    assert model.conv.weight.is_contiguous(), "the model's own layout is restored after the search"
-    assert all(p.requires_grad for p in model.parameters()), "and so is requires_grad"
-
-
 # --- STRIP -------------------------------------------------------------------------------------
 def test_far_at_frr_on_planted_scores():
     benign = np.linspace(0, 1, 101)  # 95th percentile: 0.95

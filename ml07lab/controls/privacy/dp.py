@@ -77,8 +77,9 @@ class DPSettings:
     @classmethod
     def for_config(cls, cfg: LabConfig) -> "DPSettings":
         """CPU profiles (ci, laptop) train the top two blocks for two epochs: DP-SGD on 2
-        CPU cores is ~4x slower than SGD (a DP point ~65 s, the same without DP ~15 s, laptop),
-        and every block at 64 px would take about an hour for the sweep. `full` (a GPU) retrains every block for longer."""
+        CPU cores is ~4x slower than SGD (laptop: a DP point ~65 s, the same without DP ~15 s),
+        and every block at 64 px would take about an hour for the sweep. `full` (a GPU)
+        retrains every block for longer."""
         if cfg.profile in ("ci", "laptop"):
             return cls()
         return cls(pretrain_epochs=4, pretrain_blocks=BLOCKS, finetune_epochs=20)
